@@ -1,0 +1,153 @@
+"""Building blocks shared by the StyleGAN2 and StyleGAN3 generators.
+
+Parameter and buffer names follow NVIDIA's checkpoints, so their state dicts load as they are.
+Weights are stored unscaled and multiplied by their "equalised learning rate" gain at run time.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+LRELU_GAIN = math.sqrt(2)
+
+
+def normalize_2nd_moment(x, eps=1e-8):
+    return x * (x.square().mean(dim=1, keepdim=True) + eps).rsqrt()
+
+
+def bias_act(x, b=None, lrelu_slope=None, gain=1.0, clamp=None):
+    """x + b (per channel, dim 1), then leaky ReLU if a slope is given, times gain, clamped."""
+    if b is not None:
+        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2)).to(x.dtype)
+    if lrelu_slope is not None:
+        x = F.leaky_relu(x, lrelu_slope)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
+    """Upsample by zero insertion, pad (negative crops), FIR filter, then keep every down-th pixel.
+
+    f is a 1-D (separable) or 2-D filter, or None for no filtering; padding is (x0, x1, y0, y1).
+    The filter is applied as a convolution (flipped), as in NVIDIA's resampling code.
+    """
+    n, c, h, w = x.shape
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x0, x1, y0, y1 = padding
+    x = F.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+    x = x[:, :, max(-y0, 0): x.shape[2] - max(-y1, 0), max(-x0, 0): x.shape[3] - max(-x1, 0)]
+    if f is not None:
+        f = f.to(x.dtype) * (gain ** (f.ndim / 2))
+        f = f.flip(list(range(f.ndim)))
+        if f.ndim == 2:
+            x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
+        else:
+            x = F.conv2d(x, f.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+            x = F.conv2d(x, f.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    elif gain != 1:
+        x = x * gain
+    if down > 1:
+        x = x[:, :, ::down, ::down]
+    return x
+
+
+def upsample2d(x, f, up=2):
+    """Upsample by `up` with the FIR filter f (taps fw), keeping the image centred."""
+    fw = f.shape[-1]
+    p0, p1 = (fw + up - 1) // 2, (fw - up) // 2
+    return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up ** 2)
+
+
+def fir_filter_2d(taps):
+    """The normalised outer product of 1-D taps, e.g. [1, 3, 3, 1] -> the 4x4 binomial filter."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+class FullyConnectedLayer(nn.Module):
+    def __init__(self, in_features, out_features, bias=True, lrelu=False, lr_multiplier=1.0, bias_init=0.0):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self.lrelu = lrelu  # leaky ReLU (slope 0.2, gain sqrt 2) after the bias, else linear
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        bias_init = np.broadcast_to(np.asarray(bias_init, dtype=np.float32), [out_features])
+        self.bias = nn.Parameter(torch.from_numpy(bias_init / lr_multiplier)) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x):
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if not self.lrelu:
+            return torch.addmm(b.unsqueeze(0), x, w.t()) if b is not None else x.matmul(w.t())
+        return bias_act(x.matmul(w.t()), b, lrelu_slope=0.2, gain=LRELU_GAIN)
+
+
+class MappingNetwork(nn.Module):
+    """z (and class c) -> w, broadcast to num_ws; truncation towards the running average w_avg."""
+
+    def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, layer_features=None,
+                 lr_multiplier=0.01, **unused):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, c_dim, w_dim, num_ws, num_layers
+        embed_features = w_dim if embed_features is None else embed_features
+        layer_features = w_dim if layer_features is None else layer_features
+        if c_dim == 0:
+            embed_features = 0
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
+        if c_dim > 0:
+            self.embed = FullyConnectedLayer(c_dim, embed_features)
+        for i in range(num_layers):
+            layer = FullyConnectedLayer(features[i], features[i + 1], lrelu=True, lr_multiplier=lr_multiplier)
+            setattr(self, f"fc{i}", layer)
+        self.register_buffer("w_avg", torch.zeros([w_dim]))
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False):
+        parts = []
+        if self.z_dim > 0:
+            parts.append(normalize_2nd_moment(z.to(torch.float32)))
+        if self.c_dim > 0:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f"this model is conditional: c must have shape [N, {self.c_dim}]")
+            parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
+        x = torch.cat(parts, dim=1)
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1:
+            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            ws[:, :cutoff] = self.w_avg.lerp(ws[:, :cutoff], truncation_psi)
+        return ws
+
+
+def noise_generators(noise_seed, batch_size):
+    """One CPU random generator per image, so an image's noise does not depend on its batch."""
+    if noise_seed is None:
+        return None
+    seeds = [noise_seed] * batch_size if np.ndim(noise_seed) == 0 else list(noise_seed)
+    if len(seeds) != batch_size:
+        raise ValueError(f"got {len(seeds)} noise seeds for {batch_size} images")
+    return [torch.Generator().manual_seed(int(s)) for s in seeds]
+
+
+def random_noise(shape, generators, device, dtype):
+    """Noise [N, 1, H, W] for one layer: from the per-image generators, or torch's global one."""
+    if generators is None:
+        return torch.randn(shape, device=device, dtype=dtype)
+    noise = torch.stack([torch.randn(shape[1:], generator=g) for g in generators])
+    return noise.to(device=device, dtype=dtype)

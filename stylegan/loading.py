@@ -1,0 +1,218 @@
+"""stylegan.load(): NVIDIA pickles (read safely), our safetensors files, and hf:// Hub paths."""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from . import stylegan2, stylegan3
+from .safe_pickle import Record, RefusedGlobal, read_pickle
+
+FAMILIES = {"stylegan2": stylegan2.Generator, "stylegan3": stylegan3.Generator}
+FORMAT_TAG = "stylegan-generator"
+BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "offline-faces-64.safetensors"
+
+
+class LoadError(Exception):
+    """A checkpoint could not be loaded; the message is one sentence meant for people."""
+
+
+def default_device():
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def load(source=None, device=None):
+    """Load a generator: a .pkl or .safetensors path, or 'hf://owner/repo/file[@revision]'.
+
+    With no source, the bundled offline model. Returns the generator in eval mode on `device`
+    (default: CUDA, then MPS, then CPU), with `.source` and `.sha256` describing the file.
+    """
+    path = resolve(source)
+    family, config, state = read_checkpoint(path)
+    G = build(family, config, state, path)
+    G.source = str(source) if source is not None else "bundled"
+    G.sha256 = file_sha256(path)
+    return G.to(torch.device(device) if device is not None else default_device())
+
+
+def resolve(source):
+    """The local file for a source, downloading hf:// paths into the Hugging Face cache."""
+    if source is None:
+        if not BUNDLED_MODEL.exists():
+            raise LoadError(f"The bundled model {BUNDLED_MODEL} is missing; give a checkpoint path or hf:// name.")
+        return BUNDLED_MODEL
+    source = str(source)
+    if source.startswith("hf://"):
+        return download_from_hub(source)
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise LoadError(f"{source}: no such checkpoint file.")
+    return path
+
+
+def parse_hub_url(url):
+    """'hf://owner/repo/dir/file.pkl@rev' -> ('owner/repo', 'dir/file.pkl', 'rev' or None)."""
+    rest = url[len("hf://"):]
+    revision = None
+    if "@" in rest:
+        rest, revision = rest.rsplit("@", 1)
+    parts = rest.split("/")
+    if len(parts) < 3 or not all(parts) or revision == "":
+        raise LoadError(f"{url}: a Hub path looks like hf://owner/repo/file.pkl (optionally @revision).")
+    return "/".join(parts[:2]), "/".join(parts[2:]), revision
+
+
+def download_from_hub(url, progress=None):
+    import huggingface_hub
+    repo_id, filename, revision = parse_hub_url(url)
+    try:
+        return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))
+    except huggingface_hub.errors.LocalEntryNotFoundError:
+        raise LoadError(f"{url}: the Hugging Face Hub cannot be reached and the file is not in the local cache.") from None
+    except huggingface_hub.errors.EntryNotFoundError:
+        raise LoadError(f"{url}: the repository has no file {filename!r}.") from None
+    except huggingface_hub.errors.RepositoryNotFoundError:
+        raise LoadError(f"{url}: no such Hub repository {repo_id!r} (or it is private).") from None
+    except huggingface_hub.errors.RevisionNotFoundError:
+        raise LoadError(f"{url}: the repository has no revision {revision!r}.") from None
+    except Exception as e:  # network failures come in many types; all mean the same to the user
+        raise LoadError(f"{url}: the download failed ({type(e).__name__}: {e}).") from None
+
+
+def file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_checkpoint(path):
+    """(family, constructor config, state dict) from a checkpoint file, without running its code."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        return read_safetensors(path)
+    try:
+        with open(path, "rb") as f:
+            data = read_pickle(f)
+    except RefusedGlobal as e:
+        raise LoadError(f"{path}: refused, the file asks to run {e.qualname}, which no checkpoint needs "
+                        "(see ALLOWED_GLOBALS in stylegan/safe_pickle.py).") from None
+    except MemoryError:
+        raise LoadError(f"{path}: the file is not a readable checkpoint (it claims more memory than there is).") from None
+    except Exception as e:
+        raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt "
+                        f"({type(e).__name__}: {e}).") from None
+    generator = data.get("G_ema") if isinstance(data, dict) else data
+    if isinstance(data, tuple):
+        raise LoadError(f"{path}: TensorFlow checkpoints are not supported yet.")
+    if not isinstance(generator, Record):
+        raise LoadError(f"{path}: no generator found (expected a dict with 'G_ema', as NVIDIA's training writes).")
+    try:
+        return _generator_from_record(generator)
+    except LoadError as e:
+        raise LoadError(f"{path}: {e}") from None
+    except Exception as e:
+        raise LoadError(f"{path}: the generator's records are malformed ({type(e).__name__}: {e}).") from None
+
+
+def _generator_from_record(record):
+    modules = record.state.get("_modules", {})
+    synthesis = modules.get("synthesis")
+    if not isinstance(synthesis, Record) or not isinstance(modules.get("mapping"), Record):
+        raise LoadError(f"the {record.class_name!r} object has no mapping and synthesis networks.")
+    synthesis_modules = synthesis.state.get("_modules", {})
+    if "input" in synthesis_modules:
+        family = "stylegan3"
+    elif "b4" in synthesis_modules:
+        family = "stylegan2"
+    else:
+        raise LoadError(f"unknown generator architecture (synthesis layers {list(synthesis_modules)[:3]}).")
+    config = _constructor_kwargs(record.state)
+    return family, config, _flat_state_dict(record)
+
+
+def _constructor_kwargs(state):
+    names = ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"]
+    kwargs = dict(zip(names, state.get("_init_args", ()) or ()))
+    kwargs.update(state.get("_init_kwargs", {}) or {})
+    kwargs.update(kwargs.pop("synthesis_kwargs", None) or {})  # stylegan2-ada nests these
+    return _plain(kwargs)
+
+
+def _plain(value):
+    """Constructor arguments as JSON-able Python values (numpy scalars and EasyDicts become plain)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and hasattr(value, "dtype"):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise LoadError(f"unexpected constructor argument of type {type(value).__name__}.")
+
+
+def _flat_state_dict(record, prefix=""):
+    state = {}
+    skip = record.state.get("_non_persistent_buffers_set") or set()
+    for group in ("_parameters", "_buffers"):
+        for name, tensor in (record.state.get(group) or {}).items():
+            if tensor is not None and name not in skip:
+                state[prefix + name] = tensor
+    for name, child in (record.state.get("_modules") or {}).items():
+        if isinstance(child, Record):
+            state.update(_flat_state_dict(child, prefix + name + "."))
+    return state
+
+
+def read_safetensors(path):
+    from safetensors import SafetensorError, safe_open
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            metadata = f.metadata() or {}
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise LoadError(f"{path}: not a readable safetensors file ({e}).") from None
+    if metadata.get("format") != FORMAT_TAG or metadata.get("family") not in FAMILIES:
+        raise LoadError(f"{path}: this safetensors file was not written by `python -m stylegan convert`.")
+    try:
+        config = json.loads(metadata["config"])
+    except (KeyError, ValueError):
+        raise LoadError(f"{path}: the architecture record in the file's metadata is missing or damaged.") from None
+    return metadata["family"], config, state
+
+
+def build(family, config, state, path="checkpoint"):
+    try:
+        G = FAMILIES[family](**config)
+    except (TypeError, ValueError, KeyError) as e:
+        raise LoadError(f"{path}: unsupported {family} configuration ({e}).") from None
+    state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
+    try:
+        G.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[1:2] or [str(e)]
+        raise LoadError(f"{path}: the weights do not fit the {family} architecture ({first[0].strip()}).") from None
+    return G.eval().requires_grad_(False)
+
+
+def save_safetensors(G, path):
+    """Write G in our own format: the weights, and the constructor config in the metadata."""
+    from safetensors.torch import save_file
+    path = Path(path)
+    metadata = {"format": FORMAT_TAG, "family": G.family, "config": json.dumps(G.config)}
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in G.state_dict().items()}
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        save_file(state, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

@@ -1,0 +1,239 @@
+"""StyleGAN2 generator (Karras et al. 2020), as trained by NVIDIA's stylegan2-ada-pytorch and stylegan3.
+
+Synthesis is a stack of blocks, one per resolution 4, 8, ..., img_resolution. Each block has
+two modulated 3x3 convolutions (the 4x4 block one, on a learned constant), each followed by
+per-pixel noise, bias and leaky ReLU, and a toRGB layer. The first convolution of a block
+doubles the resolution (transposed convolution + FIR filter). Layer i of the synthesis is
+driven by ws[:, i]; a block's toRGB shares its w with the next block's first convolution.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layers import (LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, fir_filter_2d, noise_generators,
+                     random_noise, upfirdn2d, upsample2d)
+
+
+def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, up=1, resample_filter=None, noise=None):
+    """Convolve each image with weight scaled per input channel by its styles, then demodulate.
+
+    Done as one ordinary convolution on style-scaled inputs, with demodulation applied to the
+    outputs: the same result as a per-image weight, with one large convolution instead of a
+    grouped one.
+    """
+    n = x.shape[0]
+    out_channels, in_channels, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:
+        # Rescale so that fp16 cannot overflow; demodulation undoes it.
+        weight = weight * (1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True))
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    if demodulate:
+        # The norm of each image's modulated weight, without building that weight.
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
+    w = weight.to(x.dtype)
+    styles = styles.to(x.dtype)
+    x = x * styles.reshape(n, -1, 1, 1)
+    if up == 1:
+        x = F.conv2d(x, w, padding=padding)
+    else:
+        # Transposed convolution with stride 2, then the FIR filter smooths the result.
+        x = F.conv_transpose2d(x, w.transpose(0, 1), stride=up)
+        fw = resample_filter.shape[-1]
+        p0 = padding + (fw + up - 1) // 2 - (kw - 1)
+        p1 = padding + (fw - up) // 2 - (kw - up)
+        x = upfirdn2d(x, resample_filter, padding=(p0, p1, p0, p1), gain=up ** 2)
+    if demodulate:
+        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+    if noise is not None:
+        x = x + noise.to(x.dtype)
+    return x
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 convolution (optionally upsampling), noise, bias, leaky ReLU, clamp."""
+
+    def __init__(self, in_channels, out_channels, w_dim, resolution, up=1, use_noise=True, conv_clamp=None,
+                 resample_filter=(1, 3, 3, 1)):
+        super().__init__()
+        self.resolution = resolution
+        self.up = up
+        self.use_noise = use_noise
+        self.conv_clamp = conv_clamp
+        self.register_buffer("resample_filter", fir_filter_2d(resample_filter))
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 3, 3]))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn([resolution, resolution]))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+
+    def forward(self, x, w, noise_mode="const", noise_scale=1.0, generators=None, gain=1.0):
+        styles = self.affine(w)
+        noise = None
+        if self.use_noise and noise_mode != "none" and noise_scale != 0:
+            strength = self.noise_strength * noise_scale
+            if noise_mode == "random":
+                shape = [x.shape[0], 1, self.resolution, self.resolution]
+                noise = random_noise(shape, generators, x.device, x.dtype) * strength
+            elif noise_mode == "const":
+                noise = self.noise_const * strength
+            else:
+                raise ValueError(f"noise_mode must be 'const', 'random' or 'none', not {noise_mode!r}")
+        x = modulated_conv2d(x, self.weight, styles, padding=1, up=self.up, resample_filter=self.resample_filter,
+                             noise=noise)
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, self.bias, lrelu_slope=0.2, gain=LRELU_GAIN * gain, clamp=clamp)
+
+
+class ToRGBLayer(nn.Module):
+    def __init__(self, in_channels, out_channels, w_dim, conv_clamp=None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = FullyConnectedLayer(w_dim, in_channels, bias_init=1)
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
+        self.bias = nn.Parameter(torch.zeros([out_channels]))
+        self.weight_gain = 1 / math.sqrt(in_channels)
+
+    def forward(self, x, w):
+        styles = self.affine(w) * self.weight_gain
+        x = modulated_conv2d(x, self.weight, styles, demodulate=False)
+        return bias_act(x, self.bias, clamp=self.conv_clamp)
+
+
+class UpsampleConv1x1(nn.Module):
+    """The resnet architecture's skip path: FIR upsampling, then an unmodulated 1x1 convolution."""
+
+    def __init__(self, in_channels, out_channels, resample_filter=(1, 3, 3, 1)):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn([out_channels, in_channels, 1, 1]))
+        self.register_buffer("resample_filter", fir_filter_2d(resample_filter))
+        self.weight_gain = 1 / math.sqrt(in_channels)
+
+    def forward(self, x, gain=1.0):
+        x = upsample2d(x, self.resample_filter)
+        return F.conv2d(x, self.weight.to(x.dtype) * (self.weight_gain * gain))
+
+
+class SynthesisBlock(nn.Module):
+    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
+                 conv_clamp=None, use_fp16=False, resample_filter=(1, 3, 3, 1), use_noise=True):
+        super().__init__()
+        if architecture not in ("orig", "skip", "resnet"):
+            raise ValueError(f"unknown StyleGAN2 architecture {architecture!r}")
+        self.in_channels = in_channels
+        self.resolution = resolution
+        self.architecture = architecture
+        self.use_fp16 = use_fp16
+        self.register_buffer("resample_filter", fir_filter_2d(resample_filter))
+        self.num_conv = 1 if in_channels == 0 else 2
+        self.num_torgb = 1 if (is_last or architecture == "skip") else 0
+        if in_channels == 0:
+            self.const = nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+        else:
+            self.conv0 = SynthesisLayer(in_channels, out_channels, w_dim, resolution, up=2, use_noise=use_noise,
+                                        conv_clamp=conv_clamp, resample_filter=resample_filter)
+        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, use_noise=use_noise,
+                                    conv_clamp=conv_clamp, resample_filter=resample_filter)
+        if self.num_torgb:
+            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, conv_clamp=conv_clamp)
+        if in_channels != 0 and architecture == "resnet":
+            self.skip = UpsampleConv1x1(in_channels, out_channels, resample_filter)
+
+    def conv_layers(self):
+        return [self.conv1] if self.in_channels == 0 else [self.conv0, self.conv1]
+
+    def forward(self, x, img, ws, dtype, noise_mode, noise_scales, generators):
+        if self.in_channels == 0:
+            x = self.const.to(dtype).unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
+        else:
+            x = x.to(dtype)
+        conv_kwargs = dict(noise_mode=noise_mode, generators=generators)
+        if self.in_channels == 0:
+            x = self.conv1(x, ws[:, 0], noise_scale=noise_scales[0], **conv_kwargs)
+        elif self.architecture == "resnet":
+            y = self.skip(x, gain=math.sqrt(0.5))
+            x = self.conv0(x, ws[:, 0], noise_scale=noise_scales[0], **conv_kwargs)
+            x = self.conv1(x, ws[:, 1], noise_scale=noise_scales[1], gain=math.sqrt(0.5), **conv_kwargs)
+            x = y + x
+        else:
+            x = self.conv0(x, ws[:, 0], noise_scale=noise_scales[0], **conv_kwargs)
+            x = self.conv1(x, ws[:, 1], noise_scale=noise_scales[1], **conv_kwargs)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        if self.num_torgb:
+            y = self.torgb(x, ws[:, self.num_conv]).to(torch.float32)
+            img = y if img is None else img + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
+                 architecture="skip", conv_clamp=None, resample_filter=(1, 3, 3, 1), use_noise=True, **unused):
+        super().__init__()
+        log2 = int(np.log2(img_resolution))
+        if img_resolution < 4 or 2 ** log2 != img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 4, not {img_resolution}")
+        self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
+        self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
+        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
+        self.num_ws = 0
+        for res in self.block_resolutions:
+            block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
+                                   is_last=(res == img_resolution), architecture=architecture,
+                                   conv_clamp=conv_clamp, use_fp16=(res >= fp16_resolution),
+                                   resample_filter=resample_filter, use_noise=use_noise)
+            self.num_ws += block.num_conv
+            setattr(self, f"b{res}", block)
+        self.num_ws += block.num_torgb
+        self.blocks = [getattr(self, f"b{res}") for res in self.block_resolutions]
+        self.noise_layers = [layer for block in self.blocks for layer in block.conv_layers()]
+        # w i drives conv layer i (resolution 4, 8, 8, 16, 16, ...); the last one drives the final toRGB.
+        self.ws_resolutions = [layer.resolution for layer in self.noise_layers] + [img_resolution]
+        self.has_noise = use_noise
+
+    def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
+        """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
+
+        noise_strength: a multiplier of the learned noise strengths, one number or one per layer
+        (a sequence of len(noise_layers)). noise_seed: an int, or one per image, makes 'random'
+        noise reproducible.
+        """
+        if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], not {list(ws.shape)}")
+        scales = np.broadcast_to(np.asarray(noise_strength, dtype=np.float64), [len(self.noise_layers)]).tolist()
+        generators = noise_generators(noise_seed, ws.shape[0]) if noise_mode == "random" else None
+        use_fp16 = ws.device.type == "cuda"
+        ws = ws.to(torch.float32)
+        x = img = None
+        w_idx = 0
+        for block in self.blocks:
+            dtype = torch.float16 if (use_fp16 and block.use_fp16) else torch.float32
+            block_ws = ws[:, w_idx: w_idx + block.num_conv + block.num_torgb]
+            x, img = block(x, img, block_ws, dtype, noise_mode, scales[w_idx: w_idx + block.num_conv], generators)
+            w_idx += block.num_conv
+        return img
+
+
+class Generator(nn.Module):
+    """z, c -> image. Same attributes and call signature as NVIDIA's G_ema."""
+
+    family = "stylegan2"
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = SynthesisNetwork(w_dim, img_resolution, img_channels, **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        self.mapping = MappingNetwork(z_dim, c_dim, w_dim, self.num_ws, **(mapping_kwargs or {}))
+        self.config = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                           img_channels=img_channels, mapping_kwargs=dict(mapping_kwargs or {}), **synthesis_kwargs)
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, **synthesis_kwargs)

@@ -1,0 +1,2 @@
+class Generator:
+    family = "stylegan3"
