@@ -3,6 +3,8 @@
 import hashlib
 import json
 import os
+import socket
+import urllib.parse
 from pathlib import Path
 
 import torch
@@ -68,11 +70,27 @@ def parse_hub_url(url):
     return "/".join(parts[:2]), "/".join(parts[2:]), revision
 
 
-def download_from_hub(url, progress=None):
+def hub_reachable(timeout=2.0):
+    """Whether the Hub's host accepts connections: checked first, because huggingface_hub
+    retries an unreachable host for about 20 s before falling back to its cache."""
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE:
+        return False
+    endpoint = urllib.parse.urlsplit(constants.ENDPOINT)
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def download_from_hub(url):
     import huggingface_hub
     repo_id, filename, revision = parse_hub_url(url)
     try:
-        return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision))
+        return Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision,
+                                                    local_files_only=not hub_reachable()))
     except huggingface_hub.errors.LocalEntryNotFoundError:
         raise LoadError(f"{url}: the Hugging Face Hub cannot be reached and the file is not in the local cache.") from None
     except huggingface_hub.errors.EntryNotFoundError:
@@ -205,6 +223,7 @@ def build(family, config, state, path="checkpoint"):
 
 def save_safetensors(G, path):
     """Write G in our own format: the weights, and the constructor config in the metadata."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
     path = Path(path)
     metadata = {"format": FORMAT_TAG, "family": G.family, "config": json.dumps(G.config)}
@@ -213,6 +232,8 @@ def save_safetensors(G, path):
     try:
         save_file(state, str(tmp), metadata=metadata)
         os.replace(tmp, path)
+    except SafetensorError as e:  # safetensors reports file-system failures in its own type
+        raise OSError(str(e)) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -1,0 +1,107 @@
+"""The generator's own invariants, and the convert / info commands."""
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan
+from conftest import REFERENCE, run_python
+
+
+@pytest.fixture(scope="module")
+def G():
+    return stylegan.load(REFERENCE / "sg2_32_uncond.pkl", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def z(G):
+    return torch.from_numpy(np.stack([stylegan.seed_to_z(s, G.z_dim) for s in (1, 2, 3)]))
+
+
+def test_call_surface(G):
+    assert (G.z_dim, G.c_dim, G.w_dim, G.num_ws, G.img_resolution, G.img_channels) == (32, 0, 32, 8, 32, 3)
+    assert G.mapping.w_avg.shape == (32,)
+    assert G.synthesis.ws_resolutions == [4, 8, 8, 16, 16, 32, 32, 32]
+    assert len(G.synthesis.noise_layers) == G.num_ws - 1
+
+
+def test_noise_none_is_deterministic(G, z):
+    with torch.no_grad():
+        a = G(z, None, noise_mode="none")
+        b = G(z, None, noise_mode="none")
+    assert torch.equal(a, b)
+
+
+def test_random_noise_with_seed_repeats(G, z):
+    ws = G.mapping(z, None)
+    with torch.no_grad():
+        a = G.synthesis(ws, noise_mode="random", noise_seed=7)
+        b = G.synthesis(ws, noise_mode="random", noise_seed=7)
+        c = G.synthesis(ws, noise_mode="random", noise_seed=8)
+        single = G.synthesis(ws[1:2], noise_mode="random", noise_seed=7)
+    assert torch.equal(a, b)
+    assert (a - c).abs().max() > 1e-3
+    assert torch.allclose(single, a[1:2], atol=1e-5)  # an image's noise does not depend on its batch
+
+
+def test_noise_strength_per_layer(G, z):
+    ws = G.mapping(z, None)
+    n = len(G.synthesis.noise_layers)
+    with torch.no_grad():
+        none = G.synthesis(ws, noise_mode="none")
+        off = G.synthesis(ws, noise_mode="const", noise_strength=[0.0] * n)
+        on = G.synthesis(ws, noise_mode="const")
+        doubled = G.synthesis(ws, noise_mode="const", noise_strength=2.0)
+        last_only = G.synthesis(ws, noise_mode="const", noise_strength=[0.0] * (n - 1) + [1.0])
+    assert torch.equal(none, off)
+    assert (on - none).abs().max() > 1e-3 and (doubled - on).abs().max() > 1e-3
+    assert 0 < (last_only - none).abs().max() < (on - none).abs().max() + 1e-6
+
+
+def test_truncation(G, z):
+    with torch.no_grad():
+        ws1 = G.mapping(z, None)
+        ws_psi1 = G.mapping(z, None, truncation_psi=1, truncation_cutoff=4)
+        ws0 = G.mapping(z, None, truncation_psi=0)
+        ws0_cut = G.mapping(z, None, truncation_psi=0, truncation_cutoff=3)
+    assert torch.equal(ws1, ws_psi1)
+    assert torch.allclose(ws0, G.mapping.w_avg.expand_as(ws0))
+    assert torch.allclose(ws0_cut[:, :3], G.mapping.w_avg.expand(3, 3, -1))
+    assert torch.equal(ws0_cut[:, 3:], ws1[:, 3:])
+
+
+def test_conditional_needs_class():
+    G = stylegan.load(REFERENCE / "sg2_32_cond10.pkl", device="cpu")
+    z = torch.zeros(1, G.z_dim)
+    with pytest.raises(ValueError, match="conditional"):
+        G.mapping(z, None)
+    c = torch.nn.functional.one_hot(torch.tensor([3]), 10).float()
+    assert G(z, c).shape == (1, 3, 32, 32)
+
+
+def test_default_device_is_cpu_here(G):
+    assert stylegan.default_device().type in ("cpu", "cuda", "mps")
+    assert next(G.parameters()).device.type == "cpu"
+
+
+def test_cli_info_and_convert(tmp_path):
+    src = REFERENCE / "sg2_32_cond10.pkl"
+    info = run_python(["-m", "stylegan", "info", str(src)])
+    assert info.returncode == 0, info.stderr
+    assert "stylegan2" in info.stdout and "32 px" in info.stdout and "10 classes" in info.stdout
+    assert stylegan.loading.file_sha256(src) in info.stdout
+    out = tmp_path / "cond.safetensors"
+    conv = run_python(["-m", "stylegan", "convert", str(src), str(out)])
+    assert conv.returncode == 0, conv.stderr
+    a, b = stylegan.load(src, device="cpu"), stylegan.load(out, device="cpu")
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    info2 = run_python(["-m", "stylegan", "info", str(out)])
+    assert "10 classes" in info2.stdout
+
+
+def test_cli_convert_to_unwritable_place(tmp_path):
+    result = run_python(["-m", "stylegan", "convert", str(REFERENCE / "sg2_16_gray.pkl"),
+                         str(tmp_path / "no" / "such" / "dir" / "x.safetensors")])
+    assert result.returncode == 2 and "cannot write" in result.stderr
+    assert not list(tmp_path.rglob("*.safetensors*"))

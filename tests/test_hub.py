@@ -1,0 +1,77 @@
+"""hf:// sources go through the real huggingface_hub download path, against a local stand-in Hub."""
+
+import json
+
+import pytest
+
+from conftest import REFERENCE, run_python
+from hub_server import HubServer
+
+LOAD = """
+import json, sys, stylegan
+try:
+    G = stylegan.load(sys.argv[1], device="cpu")
+    print(json.dumps({"ok": True, "res": G.img_resolution, "sha256": G.sha256}))
+except stylegan.LoadError as e:
+    print(json.dumps({"ok": False, "error": str(e)}))
+"""
+
+
+def hub_load(url, endpoint, home):
+    env = {"HF_ENDPOINT": endpoint, "HF_HOME": str(home), "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_HUB_ETAG_TIMEOUT": "3", "HF_HUB_DOWNLOAD_TIMEOUT": "3"}
+    result = run_python(["-c", LOAD, url], env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def checkpoint_bytes():
+    return (REFERENCE / "sg2_16_gray.pkl").read_bytes()
+
+
+def test_download_then_cache(tmp_path, checkpoint_bytes):
+    url = "hf://someone/faces/nets/gray.pkl"
+    with HubServer({"someone/faces/nets/gray.pkl": checkpoint_bytes}) as hub:
+        first = hub_load(url, hub.url, tmp_path)
+        assert first["ok"] and first["res"] == 16
+        assert ("GET", "/someone/faces/resolve/main/nets/gray.pkl") in hub.requests
+        endpoint = hub.url
+    # The server is gone: the cached copy is used.
+    second = hub_load(url, endpoint, tmp_path)
+    assert second == first
+
+
+def test_revision(tmp_path, checkpoint_bytes):
+    with HubServer({"someone/faces/gray.pkl": checkpoint_bytes}) as hub:
+        assert hub_load("hf://someone/faces/gray.pkl@v1.0", hub.url, tmp_path)["ok"]
+        assert ("GET", "/someone/faces/resolve/v1.0/gray.pkl") in hub.requests
+
+
+def test_missing_file(tmp_path):
+    with HubServer({}) as hub:
+        result = hub_load("hf://someone/faces/missing.pkl", hub.url, tmp_path)
+    assert not result["ok"]
+    assert "missing.pkl" in result["error"] and "\n" not in result["error"]
+
+
+def test_truncated_download(tmp_path, checkpoint_bytes):
+    key = "someone/faces/gray.pkl"
+    with HubServer({key: checkpoint_bytes}, truncate={key}) as hub:
+        result = hub_load("hf://" + key, hub.url, tmp_path)
+    assert not result["ok"]
+    assert "download failed" in result["error"] or "not a readable checkpoint" in result["error"]
+    # Nothing half-downloaded is left in the cache as a finished file.
+    finished = [p for p in tmp_path.rglob("gray.pkl")]
+    assert not finished
+
+
+def test_unreachable_hub_without_cache(tmp_path):
+    result = hub_load("hf://someone/faces/gray.pkl", "http://127.0.0.1:9", tmp_path)
+    assert not result["ok"]
+    assert "cannot be reached" in result["error"]
+
+
+def test_malformed_hub_url(tmp_path):
+    result = hub_load("hf://only-owner/file.pkl", "http://127.0.0.1:9", tmp_path)
+    assert not result["ok"] and "hf://owner/repo/file.pkl" in result["error"]
