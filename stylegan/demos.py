@@ -157,7 +157,7 @@ def make_grid(images, rows, cols, background=255):
 
 
 def grid_shape(n):
-    cols = min(n, max(1, round(math.sqrt(n * 16 / 9))))
+    cols = min(n, max(4, math.ceil(math.sqrt(n))))
     return math.ceil(n / cols), cols
 
 
@@ -273,7 +273,7 @@ def style_mix(G, row_seeds, col_seeds, layers="coarse", psi=1.0, truncation_cuto
     row_seeds, col_seeds = parse_seeds(row_seeds, max_images), parse_seeds(col_seeds, max_images)
     if len(row_seeds) * len(col_seeds) > max_images:
         raise DemoError(f"{len(row_seeds)} x {len(col_seeds)} cells asked for; at most {max_images} at once.")
-    if isinstance(layers, str) and not re.search(r"\d", layers):
+    if layers in ("coarse", "middle", "fine"):
         presets = mixing_presets(G)
         if layers not in presets:
             raise DemoError(f"This model has no {layers!r} layers to mix; choose from {', '.join(presets)} or a range.")
@@ -323,7 +323,7 @@ def noise_layer_groups(G):
 
 def noise_strengths(G, layers, strength):
     n = len(G.synthesis.noise_layers)
-    if isinstance(layers, str) and not re.search(r"\d", layers):
+    if layers in ("all", "coarse", "fine", "none"):
         groups = noise_layer_groups(G)
         if layers not in groups:
             raise DemoError(f"Noise layers {layers!r} unknown; choose from {', '.join(groups)} or a range.")

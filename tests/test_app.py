@@ -1,0 +1,133 @@
+"""The app's handlers, and every API endpoint of a running app through gradio_client."""
+
+import socket
+
+import gradio as gr
+import imageio.v3 as iio
+import pytest
+from PIL import Image
+
+import app
+from conftest import REFERENCE
+from stylegan import demos
+
+MODEL = str(REFERENCE / "sg2_32_uncond.pkl")
+CONDITIONAL = str(REFERENCE / "sg2_32_cond10.pkl")
+
+
+@pytest.fixture(scope="module")
+def blocks():
+    return app.build_app(MODEL, "cpu")
+
+
+def test_generate_handler(blocks):
+    images, grid, download, link = app.generate(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
+    assert len(images) == 4 and all(im.size == (32, 32) for im in images)
+    assert Image.open(grid).size == (4 * 32, 32)
+    assert demos.read_recipe(download)["seeds"] == [0, 1, 2, 3]
+    assert "tab=generate" in link and "seeds=0-3" in link
+
+
+def test_style_mix_handler(blocks):
+    grid, download, note = app.style_mix(MODEL, "1, 2, 3", "4, 5, 6, 7", "coarse", "", 0.7, -1)
+    assert Image.open(grid).size == (5 * 32, 4 * 32)
+    assert "Layers 0-2 (4² to 8²)" in note
+    grid, _, note = app.style_mix(MODEL, "1", "2", "custom", "2-6", 1.0, -1)
+    assert Image.open(grid).size == (2 * 32, 2 * 32) and "Layers 2-5" in note
+
+
+def test_noise_handler(blocks):
+    images, heat, comparison, download, note = app.noise(MODEL, 3, 4, "fine", 1.0, 0.7, -1)
+    assert len(images) == 4 and Image.open(heat).size == (32, 32)
+    assert [label for _, label in comparison][0].startswith("all")
+    assert "standard deviation" in note
+
+
+def test_video_handler(blocks):
+    player, download, note = app.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1)
+    assert iio.imread(player).shape[0] == 4 and note.startswith("4 frames")
+
+
+def test_model_info(blocks):
+    text = app.model_info(MODEL)
+    assert "stylegan2" in text and "32 px" in text and "cpu" in text
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: app.generate(MODEL, "1, x", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
+    (lambda: app.generate(MODEL, "-3", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
+    (lambda: app.generate(MODEL, "", 0.7, "const", -1, 0, 0, 0), "No seeds"),
+    (lambda: app.generate(MODEL, "0-100", 0.7, "const", -1, 0, 0, 0), "at most 32"),
+    (lambda: app.generate(MODEL, "1", 5, "const", -1, 0, 0, 0), "outside [-2, 2]"),
+    (lambda: app.generate(MODEL, "1", 0.7, "const", 3, 0, 0, 0), "unconditional"),
+    (lambda: app.generate(CONDITIONAL, "1", 0.7, "const", -1, 0, 0, 0), "conditional"),
+    (lambda: app.generate(CONDITIONAL, "1", 0.7, "const", 12, 0, 0, 0), "classes 0 to 9"),
+    (lambda: app.generate(MODEL, "1", 0.7, "const", -1, 0.5, 0, 0), "StyleGAN3"),
+    (lambda: app.generate("/no/such/model.pkl", "1", 0.7, "const", -1, 0, 0, 0), "no such checkpoint"),
+    (lambda: app.generate("", "1", 0.7, "const", -1, 0, 0, 0), "Choose a model"),
+    (lambda: app.style_mix(MODEL, "1", "2", "custom", "5-99", 0.7, -1), "outside this model's layers"),
+    (lambda: app.style_mix(MODEL, "1", "2", "custom", "banana", 0.7, -1), "not a layer range"),
+    (lambda: app.style_mix(MODEL, "1", "2", "fine", "", 0.7, -1), "no 'fine' layers"),
+    (lambda: app.style_mix(MODEL, "0-7", "0-7", "coarse", "", 0.7, -1), "at most 32"),
+    (lambda: app.noise(MODEL, -1, 4, "all", 1.0, 0.7, -1), "out of range"),
+    (lambda: app.noise(MODEL, 1, 4, "all", -2, 0.7, -1), "strength"),
+    (lambda: app.video(MODEL, "1", 10, 10, "w", "smooth", True, 0.7, -1), "at least two"),
+    (lambda: app.video(MODEL, "1, 2, 3", 400, 10, "w", "smooth", True, 0.7, -1), "at most 600"),
+])
+def test_bad_input_gives_a_sentence(blocks, call, message):
+    with pytest.raises(gr.Error) as e:
+        call()
+    assert message in str(e.value)
+    assert str(e.value).count("\n") == 0
+
+
+def test_stylegan3_noise_is_explained(blocks):
+    with pytest.raises(gr.Error, match="no noise inputs"):
+        app.noise(str(REFERENCE / "sg3t_32.pkl"), 1, 4, "all", 1.0, 0.7, -1)
+
+
+def test_query_values():
+    assert app._query_value(gr.Slider(), "0.5") == 0.5
+    assert app._query_value(gr.Checkbox(), "0") is False
+    assert app._query_value(gr.Textbox(), "1,2") == "1,2"
+    assert app._query_value(gr.Slider(), "abc") == gr.update()
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_app():
+    blocks = app.build_app(MODEL, "cpu")
+    blocks.queue(default_concurrency_limit=1)
+    port = _free_port()
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    blocks.close()
+
+
+def test_every_endpoint_through_gradio_client(running_app):
+    from gradio_client import Client
+    client = Client(running_app, verbose=False)
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/generate", "/style_mix", "/noise", "/video", "/model_info"} <= endpoints
+
+    gallery, grid, download, link = client.predict(MODEL, "0-2", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+    assert len(gallery) == 3 and Image.open(grid).size == (3 * 32, 32)
+    assert demos.read_recipe(download)["kind"] == "generate"
+
+    grid, download, note = client.predict(MODEL, "1, 2", "3, 4, 5", "coarse", "", 0.7, -1, api_name="/style_mix")
+    assert Image.open(grid).size == (4 * 32, 3 * 32)
+
+    samples, heat, comparison, download, note = client.predict(MODEL, 1, 3, "all", 1, 0.7, -1, api_name="/noise")
+    assert len(samples) == 3 and len(comparison) == 4 and Image.open(heat).size == (32, 32)
+
+    player, download, note = client.predict(MODEL, "1, 2", 4, 10, "w", "smooth", True, 0.7, -1, api_name="/video")
+    path = player["video"] if isinstance(player, dict) else player
+    assert iio.imread(path).shape[0] == 8  # 2 transitions (looping back) x 4 frames
+
+    with pytest.raises(Exception, match="is not a seed"):
+        client.predict(MODEL, "seven", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
