@@ -203,7 +203,7 @@ def build_app(model=None, device=None):
             model_box = gr.Dropdown(choices, value=initial, label="Model (or type a path or hf://owner/repo/file.pkl)",
                                     allow_custom_value=True, scale=3)
             upload = gr.File(label="...or upload a .pkl / .safetensors", file_types=[".pkl", ".safetensors"], scale=1)
-        info = gr.Markdown()
+        info = gr.Markdown(elem_id="model-info")
         class_idx = gr.Number(label="Class (conditional models only; -1 for none)", value=-1, precision=0)
 
         with gr.Tabs() as tabs:
@@ -220,7 +220,7 @@ def build_app(model=None, device=None):
                     g_ty = gr.Slider(-1, 1, value=0, step=0.05, label="Translate y")
                     g_rot = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)")
                 g_run = gr.Button("Generate", variant="primary")
-                g_gallery = gr.Gallery(label="Faces", columns=4, height="auto")
+                g_gallery = gr.Gallery(label="Faces", columns=4, height="auto", elem_id="generate-gallery")
                 g_grid = gr.Image(label="Grid", type="filepath", visible=False)
                 g_file = gr.File(label="Download the grid (PNG with its recipe)")
                 g_link = gr.Markdown()
@@ -244,7 +244,7 @@ def build_app(model=None, device=None):
                     m_layers = gr.Textbox("0-4", label="Custom range start-stop (stop not included)")
                     m_psi = gr.Slider(-1, 1.5, value=0.7, step=0.05, label="Truncation psi")
                 m_run = gr.Button("Mix styles", variant="primary")
-                m_grid = gr.Image(label="Style-mixing grid", type="filepath")
+                m_grid = gr.Image(label="Style-mixing grid", type="filepath", elem_id="mix-grid")
                 m_file = gr.File(label="Download (PNG with its recipe)")
                 m_note = gr.Markdown()
                 m_inputs = [model_box, m_rows, m_cols, m_preset, m_layers, m_psi, class_idx]
@@ -268,7 +268,8 @@ def build_app(model=None, device=None):
                 n_run = gr.Button("Study the noise", variant="primary")
                 with gr.Row():
                     n_gallery = gr.Gallery(label="Realisations", columns=4, height="auto", scale=2)
-                    n_heat = gr.Image(label="Standard deviation (bright = more variation)", type="filepath", scale=1)
+                    n_heat = gr.Image(label="Standard deviation (bright = more variation)", type="filepath", scale=1,
+                                      elem_id="noise-heatmap")
                 n_compare = gr.Gallery(label="Noise on all / coarse / fine / no layers", columns=4, height="auto")
                 n_file = gr.File(label="Download (PNG with its recipe)")
                 n_note = gr.Markdown()
@@ -292,7 +293,7 @@ def build_app(model=None, device=None):
                     v_loop = gr.Checkbox(True, label="Loop back to the first face")
                     v_psi = gr.Slider(-1, 1.5, value=0.7, step=0.05, label="Truncation psi")
                 v_run = gr.Button("Make the video", variant="primary")
-                v_player = gr.Video(label="Video")
+                v_player = gr.Video(label="Video", elem_id="video-player")
                 v_file = gr.File(label="Download the MP4 (recipe in its metadata)")
                 v_note = gr.Markdown()
                 v_inputs = [model_box, v_seeds, v_frames, v_fps, v_space, v_easing, v_loop, v_psi, class_idx]

@@ -145,7 +145,7 @@ def to_pil(images):
     return [Image.fromarray(a[:, :, 0], "L") if a.shape[2] == 1 else Image.fromarray(a[:, :, :3], "RGB") for a in arr]
 
 
-def make_grid(images, rows, cols, background=255):
+def make_grid(images, rows, cols, background="white"):
     """Images laid out row by row; None leaves a cell blank."""
     first = next(im for im in images if im is not None)
     w, h = first.size

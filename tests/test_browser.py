@@ -1,0 +1,110 @@
+"""End to end in headless Chromium: open the app, run every tab with its defaults, see results, no errors.
+
+Screenshots are saved in test-artifacts/ (git-ignored) for people to look at.
+"""
+
+import shutil
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+import app
+from conftest import REFERENCE, ROOT
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "test-artifacts"
+MODEL = str(REFERENCE / "sg2_32_uncond.pkl")
+
+pytestmark = pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)),
+                                reason="needs Debian's chromium and chromium-driver (.ci/run installs them)")
+
+
+@pytest.fixture(scope="module")
+def url():
+    blocks = app.build_app(MODEL, "cpu")
+    blocks.queue(default_concurrency_limit=1)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    yield f"http://127.0.0.1:{port}"
+    blocks.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-dev-shm-usage", "--window-size=1400,1800"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    yield driver
+    driver.quit()
+
+
+def wait_for(driver, css, timeout=60):
+    from selenium.webdriver.common.by import By
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        found = [e for e in driver.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()]
+        if found:
+            return found
+        time.sleep(0.25)
+    raise AssertionError(f"nothing matching {css!r} appeared within {timeout} s")
+
+
+def click(driver, xpath):
+    from selenium.webdriver.common.by import By
+    element = [e for e in driver.find_elements(By.XPATH, xpath) if e.is_displayed()][0]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+    element.click()
+
+
+def assert_no_error(driver, name):
+    from selenium.webdriver.common.by import By
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+    errors = [e.text for e in driver.find_elements(By.CSS_SELECTOR, ".toast-body.error, .error") if e.is_displayed()]
+    assert not errors, f"error shown on {name}: {errors}"
+
+
+def test_every_tab_in_a_real_browser(url, browser):
+    browser.get(url + f"?tab=generate&seeds=0-3")
+    # The first screen shows faces without a click.
+    wait_for(browser, "#generate-gallery img")
+    wait_for(browser, "#model-info p")
+    assert_no_error(browser, "1-generate")
+
+    click(browser, "//button[@role='tab' and contains(., 'Style mixing')]")
+    click(browser, "//button[normalize-space()='Mix styles']")
+    wait_for(browser, "#mix-grid img")
+    assert_no_error(browser, "2-style-mixing")
+
+    click(browser, "//button[@role='tab' and contains(., 'Noise')]")
+    click(browser, "//button[normalize-space()='Study the noise']")
+    wait_for(browser, "#noise-heatmap img")
+    assert_no_error(browser, "3-noise")
+
+    click(browser, "//button[@role='tab' and contains(., 'Interpolation video')]")
+    click(browser, "//button[normalize-space()='Make the video']")
+    wait_for(browser, "#video-player video")
+    assert_no_error(browser, "4-video")
+
+
+def test_link_restores_a_tab(url, browser):
+    browser.get(url + "?tab=mix&rows=1,2&cols=3&preset=middle")
+    from selenium.webdriver.common.by import By
+    wait_for(browser, "#mix-grid")
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        values = [e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, "textarea, input")]
+        if "1,2" in values:
+            break
+        time.sleep(0.25)
+    assert "1,2" in values and "3" in values
+    assert_no_error(browser, "5-link-restored")
