@@ -9,6 +9,12 @@ from conftest import HOSTILE, REFERENCE
 
 FIXTURES = sorted(p.stem for p in REFERENCE.glob("*.npz"))
 
+# stylegan2-ada-pytorch, unlike the stylegan3 repository, does not force fp32 on CPU: its
+# reference images ran the top num_fp16_res blocks in float16 and carry fp16 rounding
+# (about 1e-3 relative; NVIDIA's own fp16 and fp32 paths differ as much). We compute in
+# fp32 on CPU, as NVIDIA's newer code does, so these images can only agree to fp16 precision.
+IMAGE_TOLERANCE = {"ada_32_uncond": 2e-3}
+
 
 def assert_close(ours, ref, rel):
     ours = ours.detach().cpu().numpy() if isinstance(ours, torch.Tensor) else ours
@@ -44,6 +50,7 @@ def test_matches_reference(name, fmt, converted):
     z = torch.from_numpy(ref["z"])
     c = torch.from_numpy(ref["c"]) if G.c_dim else None
     cutoff = int(ref["truncation_cutoff"])
+    image_tol = IMAGE_TOLERANCE.get(name, 1e-4)
     with torch.no_grad():
         ws1 = G.mapping(z, c, truncation_psi=1)
         ws07 = G.mapping(z, c, truncation_psi=0.7)
@@ -51,19 +58,19 @@ def test_matches_reference(name, fmt, converted):
         assert_close(ws1, ref["ws_psi1"], 1e-5)
         assert_close(ws07, ref["ws_psi07"], 1e-5)
         assert_close(ws05, ref["ws_psi05_cutoff"], 1e-5)
-        assert_close(G.synthesis(ws1, noise_mode="const"), ref["img_const_psi1"], 1e-4)
-        assert_close(G.synthesis(ws07, noise_mode="const"), ref["img_const_psi07"], 1e-4)
-        assert_close(G.synthesis(ws05, noise_mode="const"), ref["img_const_psi05_cutoff"], 1e-4)
-        assert_close(G.synthesis(ws07, noise_mode="none"), ref["img_none_psi07"], 1e-4)
+        assert_close(G.synthesis(ws1, noise_mode="const"), ref["img_const_psi1"], image_tol)
+        assert_close(G.synthesis(ws07, noise_mode="const"), ref["img_const_psi07"], image_tol)
+        assert_close(G.synthesis(ws05, noise_mode="const"), ref["img_const_psi05_cutoff"], image_tol)
+        assert_close(G.synthesis(ws07, noise_mode="none"), ref["img_none_psi07"], image_tol)
         mix = int(ref["mix_layer"])
         ws_mixed = ws07.clone()
         ws_mixed[:, mix:] = ws07.roll(-1, dims=0)[:, mix:]
         assert_close(ws_mixed, ref["ws_mixed"], 1e-5)
-        assert_close(G.synthesis(ws_mixed, noise_mode="const"), ref["img_mixed"], 1e-4)
-        assert_close(G(z, c, truncation_psi=0.7, noise_mode="const"), ref["img_const_psi07"], 1e-4)
+        assert_close(G.synthesis(ws_mixed, noise_mode="const"), ref["img_mixed"], image_tol)
+        assert_close(G(z, c, truncation_psi=0.7, noise_mode="const"), ref["img_const_psi07"], image_tol)
         if "transform_matrix_inv" in ref:
             G.synthesis.input.transform.copy_(torch.from_numpy(ref["transform_matrix_inv"]))
-            assert_close(G.synthesis(ws07, noise_mode="const"), ref["img_transformed_psi07"], 1e-4)
+            assert_close(G.synthesis(ws07, noise_mode="const"), ref["img_transformed_psi07"], image_tol)
 
 
 def test_seed_to_z_is_nvidias_convention():
