@@ -464,7 +464,7 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
                                         output_params=["-metadata", "comment=" + json.dumps(recipe)])
         else:
             writer = imageio.get_writer(tmp, format="GIF", duration=1000 / fps, loop=0)
-        with writer:
+        try:
             pending = []
             for i, ws in video_latents(G, seeds, frames_per_transition, space, easing, loop, psi, class_idx):
                 pending.append(ws)
@@ -475,6 +475,8 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
                     pending = []
                     if progress is not None:
                         progress(i + 1, total)
+        finally:
+            writer.close()  # waits for ffmpeg, so that nothing writes the file after we remove it
         os.replace(tmp, out_path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -24,3 +24,16 @@ def run_python(code_or_args, env=None, cwd=None, timeout=300):
     full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
     return subprocess.run([sys.executable, *args], env=full_env, cwd=cwd or ROOT, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def tiny_generator(resolution=32, seed=0, **kwargs):
+    """A small random StyleGAN2 whose faces differ by seed and whose noise matters."""
+    import torch
+    from stylegan import stylegan2
+    torch.manual_seed(seed)
+    G = stylegan2.Generator(z_dim=16, c_dim=0, w_dim=16, img_resolution=resolution, img_channels=3,
+                            mapping_kwargs={"num_layers": 2}, channel_base=8 * resolution, channel_max=32, **kwargs)
+    for layer in G.synthesis.noise_layers:
+        layer.noise_strength.data.fill_(0.5)
+    G.source, G.sha256 = "tiny", "0" * 64
+    return G.eval().requires_grad_(False)
