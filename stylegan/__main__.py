@@ -105,14 +105,20 @@ def cmd_noise(args):
 def cmd_video(args):
     from tqdm import tqdm
     G = _load(args)
-    with tqdm(total=None, unit="frame", disable=args.quiet) as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
+    bars = []  # made at the first progress report, so that bad input prints only its error
+
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(total=total, unit="frame", disable=args.quiet))
+        bars[0].update(done - bars[0].n)
+    try:
         path, recipe = demos.interpolation_video(
             G, args.seeds, args.out, frames_per_transition=args.frames, fps=args.fps, space=args.space,
             easing=args.easing, loop=not args.no_loop, psi=args.psi, noise_mode=args.noise_mode,
             class_idx=args.class_idx, max_frames=args.max_frames, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"wrote {path} ({recipe['frames']} frames)")
 
 
