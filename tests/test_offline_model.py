@@ -1,0 +1,62 @@
+"""The bundled offline model, and the script that trains it."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import stylegan
+from conftest import ROOT, run_python
+from stylegan import demos
+
+BUNDLED = ROOT / "checkpoints" / "offline-faces-64.safetensors"
+
+
+@pytest.fixture(scope="module")
+def G():
+    if not BUNDLED.exists():
+        pytest.fail(f"the bundled model {BUNDLED} is missing")
+    return stylegan.load(device="cpu")
+
+
+def test_bundled_model_architecture(G):
+    assert (G.family, G.img_resolution, G.img_channels, G.c_dim) == ("stylegan2", 64, 3, 0)
+    assert BUNDLED.stat().st_size <= 25 * 2 ** 20
+    card = json.loads(BUNDLED.with_suffix(".json").read_text())
+    assert card["config"] == G.config
+
+
+def test_bundled_model_faces_differ(G):
+    images = np.stack([np.asarray(im, dtype=np.float64) for im in demos.generate(G, "0-7", psi=0.7).images])
+    diffs = [np.abs(images[i] - images[j]).mean() for i in range(8) for j in range(i + 1, 8)]
+    assert min(diffs) > 10, min(diffs)  # no collapse: every pair differs visibly (8-bit levels)
+
+
+def test_psi_zero_is_the_average_face(G):
+    ws = demos.seeds_to_ws(G, [0, 1], psi=0)
+    with torch.no_grad():
+        avg = G.synthesis(G.mapping.w_avg.expand(1, G.num_ws, -1), noise_mode="const")
+        assert torch.allclose(G.synthesis(ws, noise_mode="const"), avg.expand(2, -1, -1, -1), atol=1e-5)
+
+
+def test_bundled_model_noise_is_local_and_nonzero(G):
+    study = demos.noise_study(G, 1, num_samples=4)
+    assert study.extras["std"].max() > 0.01
+    assert study.extras["std"].mean() < 0.5 * study.extras["std"].max()
+
+
+def test_training_script_runs_and_resumes(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "model.safetensors"
+    common = ["tools/train_offline_model.py", "--tiny", "--teacher", "random", "--run-dir", run, "--out", out,
+              "--batch", "4", "--swd-images", "32", "--threads", "1"]
+    first = run_python([*map(str, common), "--max-steps", "2"])
+    assert first.returncode == 0, first.stderr
+    assert (run / "state.pt").exists() and out.exists()
+    second = run_python([*map(str, common), "--max-steps", "4"])
+    assert second.returncode == 0, second.stderr
+    assert "resumed at step 2" in second.stdout and "step 4 " in second.stdout
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["steps"] == 4 and card["images_seen"] == 16
+    G = stylegan.load(out, device="cpu")
+    assert G.img_resolution == 64

@@ -1,0 +1,246 @@
+"""Train the bundled offline face model: a compact 64x64 StyleGAN2, distilled from a DCGAN teacher.
+
+    pip install --no-deps gan_face_generate     # the teacher (MIT); only this script needs it
+    python tools/train_offline_model.py --max-minutes 60
+
+Data: PyPI's gan_face_generate ships a DCGAN trained on DigiFace-1M (synthetic faces, 64x64).
+It is an endless source of faces: each step draws fresh z and renders the teacher's faces.
+Recipe: the student takes the teacher's own z (z_dim = 100), so it can learn teacher(z)
+directly (L1 at three scales, with constant noise) -- far more sample-efficient than a GAN
+from scratch on a CPU. A light non-saturating adversarial loss (small discriminator, lazy R1)
+on random-noise and style-mixed outputs keeps textures crisp, gives the noise inputs
+stochastic detail to model, and keeps mixed styles looking like faces. G is averaged (EMA).
+
+Resumable: the full state goes to --run-dir every few minutes and a rerun continues from it.
+At the end the EMA generator is written with stylegan.save_safetensors, and its settings,
+compute and SWD (tools/swd.py) are written beside it as JSON for the model card.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import stylegan  # noqa: E402
+from stylegan import stylegan2  # noqa: E402
+from swd import swd  # noqa: E402
+
+TEACHER_Z = 100
+
+
+class Teacher(nn.Module):
+    """The DCGAN generator of gan_face_generate: five transposed convolutions, 1x1 -> 64x64."""
+
+    def __init__(self):
+        super().__init__()
+        layers, channels = [], [TEACHER_Z, 512, 256, 128, 64]
+        for i in range(4):
+            layers += [nn.ConvTranspose2d(channels[i], channels[i + 1], 4, 1 if i == 0 else 2, 0 if i == 0 else 1,
+                                          bias=False), nn.BatchNorm2d(channels[i + 1]), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, z):
+        return self.main(z[:, :, None, None])
+
+
+def load_teacher(kind):
+    teacher = Teacher()
+    if kind == "dcgan":
+        import importlib.util
+        spec = importlib.util.find_spec("gan_face_generate")
+        if spec is None:
+            sys.exit("the teacher is missing: pip install --no-deps gan_face_generate")
+        weights = Path(spec.submodule_search_locations[0]) / "weights.tar"
+        teacher.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True)["netG_state_dict"])
+    return teacher.eval().requires_grad_(False)
+
+
+class Discriminator(nn.Module):
+    """A small convolutional critic: 64 -> 4 px, then a linear score."""
+
+    def __init__(self, channels=(32, 64, 128, 128)):
+        super().__init__()
+        layers, c_in = [], 3
+        for c in channels:
+            layers += [nn.Conv2d(c_in, c, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(c, c, 4, 2, 1), nn.LeakyReLU(0.2)]
+            c_in = c
+        self.features = nn.Sequential(*layers)
+        self.score = nn.Linear(c_in * 16, 1)
+
+    def forward(self, x):
+        return self.score(self.features(x).flatten(1))
+
+
+def student_config(tiny):
+    if tiny:
+        return dict(z_dim=TEACHER_Z, c_dim=0, w_dim=32, img_resolution=64, img_channels=3,
+                    mapping_kwargs={"num_layers": 2}, channel_base=256, channel_max=16)
+    return dict(z_dim=TEACHER_Z, c_dim=0, w_dim=128, img_resolution=64, img_channels=3,
+                mapping_kwargs={"num_layers": 4}, channel_base=2048, channel_max=128)
+
+
+def multiscale_l1(a, b):
+    loss = 0
+    for _ in range(3):
+        loss = loss + (a - b).abs().mean()
+        a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
+    return loss
+
+
+def mixed_ws(G, z, prob=0.5):
+    """Style-mixing regularisation: for some images, layers from a crossover on come from another z."""
+    ws = G.mapping(z, None)
+    if torch.rand([]) < prob:
+        other = G.mapping(torch.randn_like(z), None)
+        cut = int(torch.randint(1, G.num_ws, []))
+        ws = torch.cat([ws[:, :cut], other[:, cut:]], dim=1)
+    return ws
+
+
+def save_state(path, state):
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", default="runs/offline-faces")
+    parser.add_argument("--out", default="checkpoints/offline-faces-64.safetensors")
+    parser.add_argument("--teacher", choices=["dcgan", "random"], default="dcgan",
+                        help="random: an untrained teacher of the same shape, for tests of this script")
+    parser.add_argument("--tiny", action="store_true", help="a very small student, for tests of this script")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--max-minutes", type=float, default=60, help="training time of this run")
+    parser.add_argument("--max-steps", type=int, default=10 ** 9, help="total steps (over all runs)")
+    parser.add_argument("--save-minutes", type=float, default=5)
+    parser.add_argument("--adv-weight", type=float, default=0.05)
+    parser.add_argument("--swd-images", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    state_path = run_dir / "state.pt"
+
+    teacher = load_teacher(args.teacher)
+    config = student_config(args.tiny)
+    G = stylegan2.Generator(**config)
+    G_ema = stylegan2.Generator(**config).requires_grad_(False)
+    D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    for layer in G.synthesis.noise_layers:
+        layer.noise_strength.data.fill_(0.05)  # start with a little noise, so it gets used
+    G_ema.load_state_dict(G.state_dict())
+    progress = {"step": 0, "images": 0, "seconds": 0.0, "curve": []}
+    if state_path.exists():
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
+            module.load_state_dict(saved[key])
+        progress = saved["progress"]
+        torch.set_rng_state(saved["rng"])
+        print(f"resumed at step {progress['step']} ({progress['images']} images)", flush=True)
+
+    def snapshot():
+        save_state(state_path, {"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
+                                "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "progress": progress,
+                                "rng": torch.get_rng_state()})
+
+    start = last_save = last_print = time.time()
+    seconds_before = progress["seconds"]
+    ema_beta = 0.5 ** (args.batch / 10_000)  # half-life of 10k images
+    while progress["step"] < args.max_steps and time.time() - start < args.max_minutes * 60:
+        step = progress["step"]
+        z = torch.randn(args.batch, TEACHER_Z)
+        with torch.no_grad():
+            real = teacher(z)
+
+        # Generator: distillation (const noise) + adversarial (random noise, style mixing).
+        distill = multiscale_l1(G(z, None, noise_mode="const"), real)
+        fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
+        adversarial = F.softplus(-D(fake)).mean()
+        opt_g.zero_grad(set_to_none=True)
+        (distill + args.adv_weight * adversarial).backward()
+        opt_g.step()
+
+        # Discriminator, with lazy R1 on the real images every 16 steps.
+        d_loss = F.softplus(D(fake.detach())).mean() + F.softplus(-D(real)).mean()
+        if step % 16 == 0:
+            real_r1 = real.detach().requires_grad_(True)
+            grad, = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
+            d_loss = d_loss + 16 * 0.5 * grad.square().sum(dim=[1, 2, 3]).mean()
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        opt_d.step()
+
+        with torch.no_grad():
+            for p_ema, p in zip(G_ema.parameters(), G.parameters()):
+                p_ema.lerp_(p, 1 - ema_beta)
+            for b_ema, b in zip(G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+        progress["step"] += 1
+        progress["images"] += args.batch
+        progress["seconds"] = seconds_before + time.time() - start
+
+        if time.time() - last_print > 30 or progress["step"] == args.max_steps:
+            rate = progress["images"] / max(progress["seconds"], 1e-9)
+            print(f"step {progress['step']}  images {progress['images']}  distill {distill.item():.4f}  "
+                  f"adv {adversarial.item():.3f}  d {d_loss.item():.3f}  {rate:.1f} img/s  "
+                  f"{progress['seconds'] / 60:.1f} min", flush=True)
+            last_print = time.time()
+        if time.time() - last_save > args.save_minutes * 60:
+            with torch.no_grad():
+                value = swd(G_ema(torch.randn(512, TEACHER_Z), None, noise_mode="random"),
+                            teacher(torch.randn(512, TEACHER_Z)))[1]
+            progress["curve"].append([progress["images"], round(value, 2)])
+            print(f"SWD (512 images) {value:.2f}; saving state", flush=True)
+            snapshot()
+            last_save = time.time()
+    snapshot()
+    export(G_ema, teacher, args, progress)
+
+
+@torch.no_grad()
+def export(G, teacher, args, progress):
+    # w_avg: the mean w over many z, what truncation pulls towards.
+    G.mapping.w_avg.copy_(G.mapping(torch.randn(10_000, TEACHER_Z), None)[:, 0].mean(dim=0))
+    n = args.swd_images
+    gen = torch.Generator().manual_seed(123)
+    student_images = torch.cat([G(torch.randn(256, TEACHER_Z, generator=gen), None, noise_mode="random")
+                                for _ in range(math.ceil(n / 256))])[:n]
+    teacher_a = torch.cat([teacher(torch.randn(256, TEACHER_Z, generator=gen)) for _ in range(math.ceil(n / 256))])[:n]
+    teacher_b = torch.cat([teacher(torch.randn(256, TEACHER_Z, generator=gen)) for _ in range(math.ceil(n / 256))])[:n]
+    student_levels, student_swd = swd(student_images, teacher_a)
+    teacher_levels, teacher_swd = swd(teacher_b, teacher_a)
+    print(f"SWD x1e3 over {n} images: student vs teacher {student_swd:.2f} {np.round(student_levels, 2).tolist()}; "
+          f"teacher vs teacher {teacher_swd:.2f} {np.round(teacher_levels, 2).tolist()}", flush=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stylegan.save_safetensors(G, out)
+    card = {"config": G.config, "parameters": sum(p.numel() for p in G.parameters()), "images_seen": progress["images"],
+            "steps": progress["step"], "train_minutes": round(progress["seconds"] / 60, 1),
+            "threads": args.threads, "batch": args.batch, "adv_weight": args.adv_weight,
+            "swd_images": n, "swd_student_vs_teacher": round(student_swd, 2),
+            "swd_teacher_vs_teacher": round(teacher_swd, 2),
+            "swd_levels_student": np.round(student_levels, 2).tolist(),
+            "swd_levels_teacher": np.round(teacher_levels, 2).tolist(), "swd_curve_512": progress["curve"]}
+    out.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
+    print(f"wrote {out} and {out.with_suffix('.json')}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
