@@ -68,11 +68,11 @@ def source_of(choice):
     return choice
 
 
-def default_model(device):
-    """Bundled model offline or with no GPU; the 1024 px FFHQ model on a GPU with the Hub reachable."""
-    if device.type == "cuda" and loading.hub_reachable():
-        return "FFHQ 1024 px (StyleGAN2)"
-    return BUNDLED_NAME
+def default_model(device, hub_online):
+    """The bundled model offline; with the Hub, FFHQ at 256 px on a CPU and 1024 px on a GPU."""
+    if not hub_online:
+        return BUNDLED_NAME
+    return "FFHQ 1024 px (StyleGAN2)" if device.type == "cuda" else "FFHQ 256 px (StyleGAN2)"
 
 
 STORE = None  # set by build_app
@@ -111,7 +111,7 @@ def _class(value):
     return None if value in (None, "", -1) else int(value)
 
 
-def model_info(choice, progress=gr.Progress()):
+def model_info(choice, progress=gr.Progress(track_tqdm=True)):
     """What the chosen model is: family, resolution, layers, classes, parameters, device."""
     G = _model(choice, progress)
     params = sum(p.numel() for p in G.parameters())
@@ -136,7 +136,8 @@ def generate(model, seeds, psi, noise_mode, class_idx, translate_x, translate_y,
 
 
 @_user_errors
-def style_mix(model, row_seeds, col_seeds, preset, custom_layers, psi, class_idx, progress=gr.Progress()):
+def style_mix(model, row_seeds, col_seeds, preset, custom_layers, psi, class_idx,
+              progress=gr.Progress(track_tqdm=True)):
     """The paper's style-mixing figure: rows take layers [start, stop) from the column faces."""
     G = _model(model, progress)
     layers = custom_layers if preset == "custom" else preset
@@ -153,7 +154,7 @@ def style_mix(model, row_seeds, col_seeds, preset, custom_layers, psi, class_idx
 
 
 @_user_errors
-def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Progress()):
+def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Progress(track_tqdm=True)):
     """What the noise inputs change: realisations, their standard deviation, noise on layer groups."""
     G = _model(model, progress)
     result = demos.noise_study(G, seed, num_samples=int(samples), layers=layers, strength=strength, psi=psi,
@@ -168,7 +169,7 @@ def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Pr
 
 
 @_user_errors
-def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progress=gr.Progress()):
+def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progress=gr.Progress(track_tqdm=True)):
     """A smooth walk through the keyframe seeds' faces, as MP4."""
     G = _model(model, progress)
     out = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / "interpolation.mp4"
@@ -193,12 +194,16 @@ def random_seed():
 def build_app(model=None, device=None):
     global STORE
     STORE = ModelStore(device)
-    initial = model or default_model(STORE.device)
+    hub_online = loading.hub_reachable()
+    initial = model or default_model(STORE.device, hub_online)
     choices = [e["name"] for e in CATALOG]
     with gr.Blocks(title="StyleGAN: see and play with style-based face generation") as app:
         gr.Markdown("# StyleGAN: style-based face generation\nEach face comes from a seed (a random vector z), "
                     "mapped to styles w that control the generator layer by layer: coarse layers set pose and face "
                     "shape, middle ones features, fine ones colour and micro-detail.")
+        if not hub_online:
+            gr.Markdown("*The Hugging Face Hub cannot be reached, so only the bundled model and models already "
+                        "downloaded or uploaded will load.*", elem_id="offline-note")
         with gr.Row():
             model_box = gr.Dropdown(choices, value=initial, label="Model (or type a path or hf://owner/repo/file.pkl)",
                                     allow_custom_value=True, scale=3)

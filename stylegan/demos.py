@@ -11,6 +11,8 @@ import math
 import os
 import re
 import tempfile
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -177,11 +179,27 @@ def model_recipe(G):
     return {"model": getattr(G, "source", None), "model_sha256": getattr(G, "sha256", None)}
 
 
+WS_CACHE_SIZE = 4096  # mapped seeds kept per generator: an app asks for the same seeds again and again
+_WS_CACHE_LOCK = threading.Lock()
+
+
 def seeds_to_ws(G, seeds, psi=1.0, truncation_cutoff=None, class_idx=None):
-    z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in seeds])).to(model_device(G))
-    c = class_vector(G, class_idx, len(seeds))
-    with torch.inference_mode():
-        return G.mapping(z, c, truncation_psi=psi, truncation_cutoff=truncation_cutoff)
+    """ws [len(seeds), num_ws, w_dim] for NVIDIA-convention seeds, cached per generator."""
+    c = class_vector(G, class_idx, 1)
+    keys = [(s, psi, truncation_cutoff, class_idx) for s in seeds]
+    with _WS_CACHE_LOCK:
+        cache = G.__dict__.setdefault("_ws_cache", OrderedDict())
+        missing = list(dict.fromkeys(k for k in keys if k not in cache))
+        if missing:
+            z = torch.from_numpy(np.stack([seed_to_z(k[0], G.z_dim) for k in missing])).to(model_device(G))
+            with torch.inference_mode():
+                ws = G.mapping(z, None if c is None else c.expand(len(missing), -1), truncation_psi=psi,
+                               truncation_cutoff=truncation_cutoff)
+            for k, w in zip(missing, ws):
+                cache[k] = w
+            while len(cache) > WS_CACHE_SIZE:
+                cache.popitem(last=False)
+        return torch.stack([cache[k] for k in keys])
 
 
 def synthesize(G, ws, batch_size=4, **synthesis_kwargs):

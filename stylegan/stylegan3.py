@@ -58,8 +58,10 @@ def lowpass_filter(numtaps, cutoff, width, fs, radial=False):
         f = np.sinc(2 * cutoff / fs * x) * window
     else:
         r = np.hypot(*np.meshgrid(x / fs, x / fs))
-        jinc = torch.special.bessel_j1(torch.from_numpy(2 * math.pi * cutoff * r)).numpy() / (math.pi * r)
-        f = jinc * np.outer(window, window)
+        # An odd number of taps puts a sample at r = 0, where J1(2 pi c r) / (pi r) tends to c.
+        safe_r = np.where(r > 0, r, 1.0)
+        jinc = torch.special.bessel_j1(torch.from_numpy(2 * math.pi * cutoff * safe_r)).numpy() / (math.pi * safe_r)
+        f = np.where(r > 0, jinc, cutoff) * np.outer(window, window)
     return torch.as_tensor(f / f.sum(), dtype=torch.float32)
 
 
