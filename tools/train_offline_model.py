@@ -124,7 +124,7 @@ def main():
     parser.add_argument("--max-minutes", type=float, default=60, help="training time of this run")
     parser.add_argument("--max-steps", type=int, default=10 ** 9, help="total steps (over all runs)")
     parser.add_argument("--save-minutes", type=float, default=5)
-    parser.add_argument("--adv-weight", type=float, default=0.05)
+    parser.add_argument("--adv-weight", type=float, default=0.02)
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
@@ -142,7 +142,8 @@ def main():
     G_ema = stylegan2.Generator(**config).requires_grad_(False)
     D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.0, 0.99))
-    opt_d = torch.optim.Adam(D.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    # The critic has plain (not equalised) weights: a lower learning rate keeps it stable.
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.99))
     for layer in G.synthesis.noise_layers:
         layer.noise_strength.data.fill_(0.05)  # start with a little noise, so it gets used
     G_ema.load_state_dict(G.state_dict())
@@ -173,8 +174,11 @@ def main():
         distill = multiscale_l1(G(z, None, noise_mode="const"), real)
         fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
         adversarial = F.softplus(-D(fake)).mean()
+        g_loss = distill + args.adv_weight * adversarial
+        if not torch.isfinite(g_loss):
+            sys.exit(f"training diverged at step {step}; the last saved state is in {state_path}")
         opt_g.zero_grad(set_to_none=True)
-        (distill + args.adv_weight * adversarial).backward()
+        g_loss.backward()
         opt_g.step()
 
         # Discriminator, with lazy R1 on the real images every 16 steps.

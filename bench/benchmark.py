@@ -1,0 +1,131 @@
+"""Generator speed on this machine: images per second, ms per image, achieved GFLOP/s, and the roof.
+
+    python bench/benchmark.py [--quick] [--json bench/results.json]
+
+Random weights in NVIDIA's published configurations (speed does not depend on the values).
+GFLOP/s counts 2 x the multiply-adds of the convolutions, the resampling filters and the
+modulation, from the architecture (printed per configuration); the roof is one large 3x3
+convolution through PyTorch, the most this processor gives a convolution.
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from stylegan import stylegan2, stylegan3  # noqa: E402
+
+CONFIGS = {
+    "sg2-256": (stylegan2.Generator, dict(img_resolution=256, channel_base=16384, channel_max=512)),
+    "sg2-512": (stylegan2.Generator, dict(img_resolution=512, channel_base=32768, channel_max=512)),
+    "sg2-1024": (stylegan2.Generator, dict(img_resolution=1024, channel_base=32768, channel_max=512)),
+    "sg3t-256": (stylegan3.Generator, dict(img_resolution=256, channel_base=32768, channel_max=512)),
+    "sg3r-256": (stylegan3.Generator, dict(img_resolution=256, channel_base=65536, channel_max=1024, conv_kernel=1,
+                                           use_radial_filters=True)),
+}
+
+
+def build(name):
+    cls, kwargs = CONFIGS[name]
+    mapping = {"num_layers": 8 if cls is stylegan2.Generator else 2}
+    return cls(z_dim=512, c_dim=0, w_dim=512, img_channels=3, mapping_kwargs=mapping, **kwargs).eval()
+
+
+def filter_macs(taps, h, w, c):
+    return taps * h * w * c
+
+
+def count_macs(G):
+    """Multiply-adds of one image's synthesis."""
+    macs = 0
+    if G.family == "stylegan2":
+        for block in G.synthesis.blocks:
+            r = block.resolution
+            for layer in block.conv_layers():
+                c_out, c_in = layer.weight.shape[:2]
+                if layer.up == 1:
+                    macs += r * r * 9 * c_in * c_out
+                else:  # transposed convolution on the low-resolution input, then the 4x4 FIR
+                    macs += (r // 2) ** 2 * 9 * c_in * c_out + filter_macs(16, r, r, c_out)
+            if block.num_torgb:
+                macs += r * r * block.torgb.weight.shape[1] * block.torgb.weight.shape[0]
+                if r > 4:
+                    macs += filter_macs(16, r, r, block.torgb.weight.shape[0])
+    else:
+        for name in G.synthesis.layer_names:
+            layer = getattr(G.synthesis, name)
+            c_out, c_in, k, _ = layer.weight.shape
+            size_in = int(layer.in_size[0]) + k - 1
+            macs += size_in ** 2 * k * k * c_in * c_out
+            up, down = layer.up_factor, layer.down_factor
+            h_up = size_in * up
+            for f, h in ((layer.up_filter, h_up), (layer.down_filter, int(layer.out_size[0]) * down)):
+                if f is not None:
+                    taps = f.numel() if f.ndim == 2 else 2 * f.numel()
+                    macs += filter_macs(taps, h, h, c_out)
+    return macs
+
+
+def timed(fn, repeats, warmup=1):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def conv_roof(repeats):
+    x = torch.randn(8, 256, 64, 64)
+    w = torch.randn(256, 256, 3, 3)
+    seconds = timed(lambda: F.conv2d(x, w, padding=1), repeats)
+    return 2 * 8 * 64 * 64 * 256 * 256 * 9 / seconds / 1e9
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="*", default=list(CONFIGS))
+    parser.add_argument("--batches", nargs="*", type=int, default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="batch 1 and 1 repeat only")
+    parser.add_argument("--json", default="bench/results.json")
+    args = parser.parse_args()
+    if args.quick:
+        args.batches, args.repeats = [1], 1
+
+    torch.set_grad_enabled(False)
+    roof = conv_roof(args.repeats)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"roof: 3x3 convolution, 256 channels, 64x64, batch 8: {roof:.0f} GFLOP/s\n")
+    print(f"{'config':10} {'GFLOP/img':>9} {'batch':>5} {'img/s':>7} {'ms/img':>8} {'GFLOP/s':>8} {'of roof':>7}")
+    rows = []
+    for name in args.configs:
+        G = build(name)
+        gflop = 2 * count_macs(G) / 1e9
+        for batch in args.batches:
+            ws = G.mapping(torch.randn(batch, G.z_dim), None)
+            seconds = timed(lambda: G.synthesis(ws, noise_mode="const"), args.repeats)
+            per_image = seconds / batch
+            row = dict(config=name, batch=batch, gflop_per_image=round(gflop, 2), images_per_s=round(1 / per_image, 3),
+                       ms_per_image=round(1000 * per_image, 1), gflops=round(gflop / per_image, 1),
+                       fraction_of_roof=round(gflop / per_image / roof, 3))
+            rows.append(row)
+            print(f"{name:10} {gflop:9.1f} {batch:5d} {row['images_per_s']:7.2f} {row['ms_per_image']:8.0f} "
+                  f"{row['gflops']:8.1f} {100 * row['fraction_of_roof']:6.0f}%", flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({"roof_gflops": round(roof, 1), "torch": torch.__version__,
+                                               "threads": torch.get_num_threads(), "results": rows}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
