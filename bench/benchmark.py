@@ -26,8 +26,9 @@ CONFIGS = {
     "sg2-256": (stylegan2.Generator, dict(img_resolution=256, channel_base=16384, channel_max=512)),
     "sg2-512": (stylegan2.Generator, dict(img_resolution=512, channel_base=32768, channel_max=512)),
     "sg2-1024": (stylegan2.Generator, dict(img_resolution=1024, channel_base=32768, channel_max=512)),
-    "sg3t-256": (stylegan3.Generator, dict(img_resolution=256, channel_base=32768, channel_max=512)),
-    "sg3r-256": (stylegan3.Generator, dict(img_resolution=256, channel_base=65536, channel_max=1024, conv_kernel=1,
+    # NVIDIA's 256 px StyleGAN3 models were trained with --cbase=16384 (config R doubles base and max).
+    "sg3t-256": (stylegan3.Generator, dict(img_resolution=256, channel_base=16384, channel_max=512)),
+    "sg3r-256": (stylegan3.Generator, dict(img_resolution=256, channel_base=32768, channel_max=1024, conv_kernel=1,
                                            use_radial_filters=True)),
 }
 

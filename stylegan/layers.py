@@ -35,8 +35,11 @@ def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
     """Upsample by zero insertion, pad (negative crops), FIR filter, then keep every down-th pixel.
 
     f is a 1-D (separable) or 2-D filter, or None for no filtering; padding is (x0, x1, y0, y1).
-    The filter is applied as a convolution (flipped), as in NVIDIA's resampling code.
+    The filter is applied as a convolution (flipped), as in NVIDIA's resampling code. A 1-D filter
+    takes the fast separable path, which tests/test_layers.py checks against this one.
     """
+    if f is not None and f.ndim == 1:
+        return _upfirdn2d_separable(x, f, up, down, padding, gain)
     n, c, h, w = x.shape
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
@@ -48,16 +51,42 @@ def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
     if f is not None:
         f = f.to(x.dtype) * (gain ** (f.ndim / 2))
         f = f.flip(list(range(f.ndim)))
-        if f.ndim == 2:
-            x = F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c)
-        else:
-            x = F.conv2d(x, f.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-            x = F.conv2d(x, f.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    elif gain != 1:
+        # Keeping every down-th output is a convolution with that stride.
+        return F.conv2d(x, f[None, None].expand(c, 1, *f.shape), groups=c, stride=down)
+    if gain != 1:
         x = x * gain
-    if down > 1:
-        x = x[:, :, ::down, ::down]
-    return x
+    return x[:, :, ::down, ::down]
+
+
+def _upfirdn2d_separable(x, f, up, down, padding, gain):
+    """upfirdn2d for a 1-D filter, one axis at a time, without computing on inserted zeros:
+    upsampling is a transposed convolution with stride `up`, downsampling a strided convolution."""
+    f = f.to(x.dtype) * math.sqrt(gain)
+    x0, x1, y0, y1 = padding
+    x = _resample_axis(x, f, up, down, x0, x1, dim=3)
+    return _resample_axis(x, f, up, down, y0, y1, dim=2)
+
+
+def _resample_axis(x, f, up, down, pad0, pad1, dim):
+    c, taps = x.shape[1], f.numel()
+    kernel = f.reshape([1, 1, 1, taps] if dim == 3 else [1, 1, taps, 1]).expand(c, -1, -1, -1)
+    stride = (1, up) if dim == 3 else (up, 1)
+    if up > 1:
+        # The full convolution of the zero-stuffed signal, then the window that the padding selects.
+        out_len = x.shape[dim] * up + pad0 + pad1 - taps + 1
+        x = F.conv_transpose2d(x, kernel, stride=stride, groups=c)
+        start = taps - 1 - pad0
+        before, after = max(-start, 0), max(start + out_len - x.shape[dim], 0)
+        if before or after:
+            x = F.pad(x, [before, after, 0, 0] if dim == 3 else [0, 0, before, after])
+        x = x.narrow(dim, start + before, out_len)
+        if down > 1:
+            x = x[:, :, :, ::down] if dim == 3 else x[:, :, ::down, :]
+        return x
+    x = F.pad(x, [max(pad0, 0), max(pad1, 0), 0, 0] if dim == 3 else [0, 0, max(pad0, 0), max(pad1, 0)])
+    x = x.narrow(dim, max(-pad0, 0), x.shape[dim] - max(-pad0, 0) - max(-pad1, 0))
+    stride = (1, down) if dim == 3 else (down, 1)
+    return F.conv2d(x, kernel.flip(dim), stride=stride, groups=c)
 
 
 def upsample2d(x, f, up=2):
