@@ -67,12 +67,14 @@ def parse_seeds(seeds, max_count=MAX_IMAGES):
             else:
                 raise DemoError(f"{item!r} is not a seed: seeds are whole numbers from 0 to {MAX_SEED}, like '0-7, 42'.")
         seeds = out
-    else:
+    elif isinstance(seeds, (list, tuple, np.ndarray)):
         seeds = list(seeds)
         for s in seeds:
             if isinstance(s, bool) or not isinstance(s, (int, np.integer)) and not (isinstance(s, float) and s.is_integer()):
                 raise DemoError(f"{s!r} is not a seed: seeds are whole numbers from 0 to {MAX_SEED}.")
         seeds = [int(s) for s in seeds]
+    else:
+        raise DemoError(f"{seeds!r} is not a list of seeds: write them like '0-7, 42'.")
     if not seeds:
         raise DemoError("No seeds given: write them like '0-7, 42'.")
     for s in seeds:

@@ -41,7 +41,8 @@ def test_parse_seeds(text, seeds):
 @pytest.mark.parametrize("text, message", [("", "No seeds"), (",", "No seeds"), ("-1", "is not a seed"),
                                            ("1.5", "is not a seed"), ("4294967296", "out of range"),
                                            ("5-2", "backwards"), ("0-99", "at most 64"), ("a", "is not a seed"),
-                                           ([1.5], "is not a seed"), ([-2], "out of range"), ([], "No seeds")])
+                                           ([1.5], "is not a seed"), ([-2], "out of range"), ([], "No seeds"),
+                                           (None, "not a list of seeds"), (2.5, "not a list of seeds")])
 def test_bad_seeds(text, message):
     with pytest.raises(demos.DemoError, match=message):
         demos.parse_seeds(text)
