@@ -1,8 +1,13 @@
 """Command line: python -m stylegan COMMAND ... (see --help)."""
 
 import argparse
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import torch
 
 from . import demos, loading
 
@@ -43,16 +48,44 @@ class UsageError(Exception):
     """Bad input from the command line: printed as one line, exit status 2."""
 
 
+OTHER_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
+
+
+def _device(name):
+    """Check a --device name before any work: torch's own errors are long tracebacks."""
+    if name is None:
+        return None
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"unknown device {name!r}: use cpu, cuda or mps.") from None
+    mps = getattr(torch.backends, "mps", None)
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": mps is not None and mps.is_available()}
+    if not available.get(device.type, True):
+        raise UsageError(f"the device {name!r} is not available on this machine.")
+    return device
+
+
 def _load(args):
-    return loading.load(args.model, device=args.device)
+    return loading.load(args.model, device=_device(args.device))
+
+
+def _check_folder(folder, out):
+    if not folder.exists():
+        raise UsageError(f"cannot write {out}: the folder {folder} does not exist.")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {out}: {folder} is a file, not a folder.")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {out}: the folder {folder} is not writable.")
 
 
 def _png_path(out):
     out = Path(out)
     if out.suffix.lower() != ".png":
         raise UsageError(f"{out}: the output must be a .png file.")
-    if not out.parent.is_dir():
-        raise UsageError(f"cannot write {out}: the folder {out.parent} does not exist.")
+    if out.is_dir():
+        raise UsageError(f"cannot write {out}: it is a folder.")
+    _check_folder(out.parent, out)
     return out
 
 
@@ -61,12 +94,39 @@ def _save(image, path, recipe, output):
     print(f"wrote {path}")
 
 
+def _save_folder(folder, files, recipe):
+    """files: {name: (image, output)}. All are written to a temporary folder first, then moved in,
+    so that an error leaves no half-written set behind."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="." + folder.name + ".", dir=folder.parent))
+    except OSError as e:
+        raise UsageError(f"cannot write into {folder}: {e.strerror}.") from None
+    try:
+        for name, (image, output) in files.items():
+            demos.save_png(image, tmp / name, dict(recipe, output=output))
+        if folder.exists():
+            for name in files:
+                os.replace(tmp / name, folder / name)
+        else:
+            os.rename(tmp, folder)
+    except OSError as e:
+        raise UsageError(f"cannot write into {folder}: {e.strerror or e}.") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for name in files:
+        print(f"wrote {folder / name}")
+
+
 def cmd_generate(args):
     out = Path(args.out)
     to_folder = out.suffix.lower() != ".png"
-    if to_folder and out.exists() and not out.is_dir():
-        raise UsageError(f"cannot write into {out}: it is a file, not a folder.")
-    if not to_folder:
+    if out.suffix.lower() in OTHER_IMAGE_SUFFIXES:
+        raise UsageError(f"{out}: images are written as PNG (with their recipe); name a .png file or a folder.")
+    if to_folder:
+        if out.exists() and not out.is_dir():
+            raise UsageError(f"cannot write into {out}: it is a file, not a folder.")
+        _check_folder(out.parent, out)
+    else:
         _png_path(out)
     G = _load(args)
     result = demos.generate(G, args.seeds, psi=args.psi, truncation_cutoff=args.cutoff, noise_mode=args.noise_mode,
@@ -75,35 +135,39 @@ def cmd_generate(args):
     if not to_folder:
         _save(result.grid, out, result.recipe, "grid")
         return
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"cannot create the folder {out}: {e.strerror}.") from None
-    for i, (seed, image) in enumerate(zip(result.recipe["seeds"], result.images)):
-        _save(image, out / f"seed{seed:04d}.png", result.recipe, f"image:{i}")
-    _save(result.grid, out / "grid.png", result.recipe, "grid")
+    files = {f"seed{seed:04d}.png": (image, f"image:{i}")
+             for i, (seed, image) in enumerate(zip(result.recipe["seeds"], result.images))}
+    files["grid.png"] = (result.grid, "grid")
+    _save_folder(out, files, result.recipe)
 
 
 def cmd_mix(args):
     out = _png_path(args.out)
     G = _load(args)
     result = demos.style_mix(G, args.rows, args.cols, layers=args.layers, psi=args.psi, truncation_cutoff=args.cutoff,
-                             noise_mode=args.noise_mode, class_idx=args.class_idx, max_images=args.max_images)
+                             noise_mode=args.noise_mode, noise_seed=args.noise_seed, class_idx=args.class_idx,
+                             max_images=args.max_images)
     _save(result.grid, out, result.recipe, "grid")
 
 
 def cmd_noise(args):
     out = _png_path(args.out)
+    strip = out.with_name(out.stem + "-layers.png")
     G = _load(args)
     result = demos.noise_study(G, args.seed, num_samples=args.samples, layers=args.layers, strength=args.strength,
                                psi=args.psi, noise_seed=args.noise_seed, class_idx=args.class_idx,
                                max_images=args.max_images)
     _save(result.grid, out, result.recipe, "grid")
-    _save(result.extras["comparison_grid"], out.with_name(out.stem + "-layers.png"), result.recipe, "comparison_grid")
+    try:
+        _save(result.extras["comparison_grid"], strip, result.recipe, "comparison_grid")
+    except demos.DemoError:
+        out.unlink(missing_ok=True)  # both or neither
+        raise
 
 
 def cmd_video(args):
     from tqdm import tqdm
+    _check_folder(Path(args.out).parent, args.out)
     G = _load(args)
     bars = []  # made at the first progress report, so that bad input prints only its error
 
@@ -124,18 +188,18 @@ def cmd_video(args):
 
 def cmd_regenerate(args):
     recipe = demos.read_recipe(args.image)
-    G = loading.load(args.model or _recipe_source(recipe), device=args.device)
-    if recipe.get("model_sha256") and G.sha256 != recipe["model_sha256"]:
-        print(f"warning: this model's sha256 differs from the recipe's; the image may differ.", file=sys.stderr)
-    image = demos.run_recipe(G, recipe)
     image_path = Path(args.image)
     out = _png_path(args.out or image_path.with_name(image_path.stem + "-regenerated.png"))
+    G = loading.load(args.model or _recipe_source(recipe), device=_device(args.device))
+    if recipe.get("model_sha256") and G.sha256 != recipe["model_sha256"]:
+        print("warning: this model's sha256 differs from the recipe's; the image may differ.", file=sys.stderr)
+    image = demos.run_recipe(G, recipe, max_images=args.max_images)
     _save(image, out, dict(recipe, model=G.source, model_sha256=G.sha256), recipe.get("output", "grid"))
 
 
 def _recipe_source(recipe):
     source = recipe.get("model")
-    return None if source in (None, "bundled") else source
+    return None if source in (None, "bundled") else str(source)
 
 
 def build_parser():
@@ -163,7 +227,9 @@ def build_parser():
         p.set_defaults(run=run)
         return p
 
-    p = demo_parser("generate", "faces from seeds", "python -m stylegan generate --seeds 0-7,42 --out faces.png",
+    p = demo_parser("generate", "faces from seeds",
+                    "python -m stylegan generate --seeds 0-7,42 --out faces.png\n"
+                    "         python -m stylegan generate --seeds 0-3 --out faces/   (seed0000.png ... and grid.png)",
                     cmd_generate)
     p.add_argument("--seeds", default="0-7", help="seeds like '0-7, 42' (default 0-7)")
     p.add_argument("--cutoff", type=int, help="truncate only the first CUTOFF style inputs")
@@ -181,16 +247,17 @@ def build_parser():
     p.add_argument("--layers", default="coarse", help="coarse, middle, fine, or a range start-stop (stop excluded)")
     p.add_argument("--cutoff", type=int, help="truncate only the first CUTOFF style inputs")
     p.add_argument("--noise-mode", default="const", help="const, random or none")
+    p.add_argument("--noise-seed", type=int, default=0, help="seed of random noise")
     p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES, help="refuse more cells than this")
-    p.add_argument("--out", default="mixing.png")
+    p.add_argument("--out", default="mixing.png", help="the grid, a .png")
 
     p = demo_parser("noise", "what the per-layer noise changes (the paper's Figures 4-5)",
                     "python -m stylegan noise --seed 1 --samples 8 --layers fine --out noise.png", cmd_noise)
-    p.add_argument("--seed", default="1")
+    p.add_argument("--seed", default="1", help="the one face to study (default 1)")
     p.add_argument("--samples", type=int, default=8, help="noise realisations")
     p.add_argument("--layers", default="all", help="all, coarse, fine, none, or a range start-stop of noise layers")
     p.add_argument("--strength", type=float, default=1.0, help="multiplier of the learned noise strengths")
-    p.add_argument("--noise-seed", type=int, default=0)
+    p.add_argument("--noise-seed", type=int, default=0, help="seed of the first noise sample; the others follow")
     p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES, help="refuse more samples than this")
     p.add_argument("--out", default="noise.png", help="the samples and heat map; OUT-layers.png gets the comparison")
 
@@ -211,7 +278,9 @@ def build_parser():
                        epilog="example: python -m stylegan regenerate faces.png --out again.png")
     p.add_argument("image", help="a PNG written by this tool")
     p.add_argument("--model", help="use this checkpoint instead of the one the recipe names")
-    p.add_argument("--device")
+    p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES,
+                   help="refuse recipes with more images than this (raise it for images made with --max-images)")
     p.add_argument("--out", help="default: IMAGE-regenerated.png")
     p.set_defaults(run=cmd_regenerate)
     return parser
@@ -224,6 +293,9 @@ def main(argv=None):
     except (UsageError, loading.LoadError, demos.DemoError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
     return 0
 
 

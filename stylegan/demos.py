@@ -8,6 +8,7 @@ raises DemoError with one sentence for people.
 import contextlib
 import json
 import math
+import numbers
 import os
 import re
 import tempfile
@@ -54,16 +55,16 @@ def parse_seeds(seeds, max_count=MAX_IMAGES):
         for item in items:
             if not item:
                 continue
-            m = re.fullmatch(r"(\d+)\s*(?:-|\.\.)\s*(\d+)", item)
+            m = re.fullmatch(r"([0-9]+)\s*(?:-|\.\.)\s*([0-9]+)", item)
             if m:
-                lo, hi = int(m.group(1)), int(m.group(2))
+                lo, hi = _seed_int(m.group(1)), _seed_int(m.group(2))
                 if lo > hi:
                     raise DemoError(f"The seed range {item!r} runs backwards; write it as {hi}-{lo}.")
                 if hi - lo + 1 > max_count:
                     raise DemoError(f"The seed range {item!r} has {hi - lo + 1} seeds; at most {max_count} at once.")
                 out.extend(range(lo, hi + 1))
-            elif re.fullmatch(r"\d+", item):
-                out.append(int(item))
+            elif re.fullmatch(r"[0-9]+", item):
+                out.append(_seed_int(item))
             else:
                 raise DemoError(f"{item!r} is not a seed: seeds are whole numbers from 0 to {MAX_SEED}, like '0-7, 42'.")
         seeds = out
@@ -85,10 +86,17 @@ def parse_seeds(seeds, max_count=MAX_IMAGES):
     return seeds
 
 
+def _seed_int(digits):
+    """int() of a seed's digits; very long numbers are refused before int() refuses them less kindly."""
+    if len(digits.lstrip("0")) > 20:
+        raise DemoError(f"Seed {digits[:20]}... is out of range: seeds go from 0 to {MAX_SEED}.")
+    return int(digits)
+
+
 def parse_layer_range(text, num_ws):
     """'4-8' or '4:8' or (4, 8) -> a half-open range (start, stop) within [0, num_ws]."""
     if isinstance(text, str):
-        m = re.fullmatch(r"\s*(\d+)\s*(?:-|:|\.\.)\s*(\d+)\s*", text)
+        m = re.fullmatch(r"\s*([0-9]{1,9})\s*(?:-|:|\.\.)\s*([0-9]{1,9})\s*", text)
         if not m:
             raise DemoError(f"{text!r} is not a layer range: write it as start-stop, like 0-4 (stop not included).")
         start, stop = int(m.group(1)), int(m.group(2))
@@ -102,8 +110,17 @@ def parse_layer_range(text, num_ws):
     return start, stop
 
 
+def is_number(x):
+    """A finite real number (numpy scalars too), not a bool."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
+
+
+def is_whole(x):
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
 def check_psi(psi):
-    if not isinstance(psi, (int, float)) or not math.isfinite(psi) or not -2 <= psi <= 2:
+    if not is_number(psi) or not -2 <= psi <= 2:
         raise DemoError(f"Truncation psi {psi!r} is outside [-2, 2]; 0.7 is a good start.")
     return float(psi)
 
@@ -111,7 +128,7 @@ def check_psi(psi):
 def check_cutoff(G, cutoff):
     if cutoff is None:
         return None
-    if isinstance(cutoff, bool) or not isinstance(cutoff, (int, np.integer)) or not 0 <= cutoff <= G.num_ws:
+    if not is_whole(cutoff) or not 0 <= cutoff <= G.num_ws:
         raise DemoError(f"Truncation cutoff {cutoff!r} must be a whole number from 0 to {G.num_ws}.")
     return int(cutoff)
 
@@ -122,6 +139,35 @@ def check_noise_mode(mode):
     return mode
 
 
+def check_noise_seed(noise_seed):
+    if not is_whole(noise_seed) or not 0 <= noise_seed <= MAX_SEED:
+        raise DemoError(f"Noise seed {noise_seed!r} must be a whole number from 0 to {MAX_SEED}.")
+    return int(noise_seed)
+
+
+def check_batch_size(batch_size):
+    if not is_whole(batch_size) or not 1 <= batch_size <= MAX_IMAGES:
+        raise DemoError(f"Batch size {batch_size!r} must be a whole number from 1 to {MAX_IMAGES}.")
+    return int(batch_size)
+
+
+def check_transform(translate, rotate):
+    """(x, y) and degrees as plain floats."""
+    try:
+        values = [float(v) for v in translate] + [float(rotate)]
+    except (TypeError, ValueError):
+        values = []
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise DemoError("Translate takes two finite numbers (x, y) and rotate one (degrees).")
+    return values[:2], values[2]
+
+
+def check_class(G, class_idx):
+    """The class index as a plain int (None for unconditional models); see class_vector."""
+    class_vector(G, class_idx, 1)
+    return None if class_idx is None else int(class_idx)
+
+
 def class_vector(G, class_idx, n):
     """One-hot class vectors [n, c_dim] for conditional models (None for unconditional ones)."""
     if G.c_dim == 0:
@@ -130,7 +176,7 @@ def class_vector(G, class_idx, n):
         return None
     if class_idx is None:
         raise DemoError(f"This model is conditional: choose a class from 0 to {G.c_dim - 1}.")
-    if isinstance(class_idx, bool) or not isinstance(class_idx, (int, np.integer)) or not 0 <= class_idx < G.c_dim:
+    if not is_whole(class_idx) or not 0 <= class_idx < G.c_dim:
         raise DemoError(f"Class {class_idx!r} does not exist: this model has classes 0 to {G.c_dim - 1}.")
     c = torch.zeros([n, G.c_dim], device=model_device(G))
     c[:, class_idx] = 1
@@ -186,35 +232,44 @@ _WS_CACHE_LOCK = threading.Lock()
 
 
 def seeds_to_ws(G, seeds, psi=1.0, truncation_cutoff=None, class_idx=None):
-    """ws [len(seeds), num_ws, w_dim] for NVIDIA-convention seeds, cached per generator."""
+    """ws [len(seeds), num_ws, w_dim] for NVIDIA-convention seeds, cached per generator.
+
+    Each seed is mapped on its own: batched matrix products round differently, and a face must
+    not depend on which other seeds were asked for with it (or before it, through the cache).
+    """
     c = class_vector(G, class_idx, 1)
     keys = [(s, psi, truncation_cutoff, class_idx) for s in seeds]
     with _WS_CACHE_LOCK:
         cache = G.__dict__.setdefault("_ws_cache", OrderedDict())
-        missing = list(dict.fromkeys(k for k in keys if k not in cache))
-        if missing:
-            z = torch.from_numpy(np.stack([seed_to_z(k[0], G.z_dim) for k in missing])).to(model_device(G))
+        for k in dict.fromkeys(k for k in keys if k not in cache):
+            z = torch.from_numpy(seed_to_z(k[0], G.z_dim)).to(model_device(G)).unsqueeze(0)
             with torch.inference_mode():
-                ws = G.mapping(z, None if c is None else c.expand(len(missing), -1), truncation_psi=psi,
-                               truncation_cutoff=truncation_cutoff)
-            for k, w in zip(missing, ws):
-                cache[k] = w
-            while len(cache) > WS_CACHE_SIZE:
-                cache.popitem(last=False)
+                cache[k] = G.mapping(z, c, truncation_psi=psi, truncation_cutoff=truncation_cutoff)[0]
+        while len(cache) > WS_CACHE_SIZE:
+            cache.popitem(last=False)
         return torch.stack([cache[k] for k in keys])
 
 
-def synthesize(G, ws, batch_size=4, **synthesis_kwargs):
-    """Synthesis in batches, so memory stays bounded; noise seeds (one per image) follow the batches."""
+def synthesize(G, ws, batch_size=4, pad=False, **synthesis_kwargs):
+    """Synthesis in batches, so memory stays bounded; noise seeds (one per image) follow the batches.
+
+    The last bit of a result can depend on the batch size; pad fills the last batch up to
+    batch_size (repeating its last image), so that equal inputs give bit-equal outputs.
+    """
+    n = len(ws)
     noise_seed = synthesis_kwargs.pop("noise_seed", None)
     if noise_seed is not None and np.ndim(noise_seed) == 0:
-        noise_seed = [noise_seed] * len(ws)
+        noise_seed = [noise_seed] * n
+    if pad and n % batch_size:
+        extra = batch_size - n % batch_size
+        ws = torch.cat([ws, ws[-1:].expand(extra, *ws.shape[1:])])
+        noise_seed = None if noise_seed is None else list(noise_seed) + [noise_seed[-1]] * extra
     out = []
     with torch.inference_mode():
         for i in range(0, len(ws), batch_size):
             seeds = None if noise_seed is None else noise_seed[i:i + batch_size]
             out.append(G.synthesis(ws[i:i + batch_size], noise_seed=seeds, **synthesis_kwargs).float().cpu())
-    return torch.cat(out)
+    return torch.cat(out)[:n]
 
 
 def make_transform(translate, rotate):
@@ -249,12 +304,16 @@ def generate(G, seeds, psi=1.0, truncation_cutoff=None, noise_mode="const", nois
     psi = check_psi(psi)
     truncation_cutoff = check_cutoff(G, truncation_cutoff)
     noise_mode = check_noise_mode(noise_mode)
+    noise_seed = check_noise_seed(noise_seed)
+    class_idx = check_class(G, class_idx)
+    batch_size = check_batch_size(batch_size)
+    translate, rotate = check_transform(translate, rotate)
     ws = seeds_to_ws(G, seeds, psi, truncation_cutoff, class_idx)
     with transformed(G, translate, rotate):
         images = to_pil(synthesize(G, ws, batch_size, noise_mode=noise_mode, noise_seed=noise_seed))
     rows, cols = grid_shape(len(images))
     recipe = dict(kind="generate", **model_recipe(G), seeds=seeds, psi=psi, truncation_cutoff=truncation_cutoff,
-                  noise_mode=noise_mode, noise_seed=noise_seed, class_idx=class_idx, translate=list(translate),
+                  noise_mode=noise_mode, noise_seed=noise_seed, class_idx=class_idx, translate=translate,
                   rotate=rotate, batch_size=batch_size)
     return Result(images, make_grid(images, rows, cols), recipe)
 
@@ -303,6 +362,9 @@ def style_mix(G, row_seeds, col_seeds, layers="coarse", psi=1.0, truncation_cuto
     psi = check_psi(psi)
     truncation_cutoff = check_cutoff(G, truncation_cutoff)
     noise_mode = check_noise_mode(noise_mode)
+    noise_seed = check_noise_seed(noise_seed)
+    class_idx = check_class(G, class_idx)
+    batch_size = check_batch_size(batch_size)
     unique = list(dict.fromkeys(row_seeds + col_seeds))
     ws = dict(zip(unique, seeds_to_ws(G, unique, psi, truncation_cutoff, class_idx)))
     mixed = []
@@ -335,7 +397,7 @@ def noise_layer_groups(G):
     """
     res = [layer.resolution for layer in G.synthesis.noise_layers]
     n = len(res)
-    split = min(32, G.img_resolution // 4)
+    split = max(4, min(32, G.img_resolution // 4))
     k = sum(1 for r in res if r <= split)
     return {"all": (0, n, f"all {n} noise layers"), "coarse": (0, k, f"layers 0-{k - 1} (4²-{split}²)"),
             "fine": (k, n, f"layers {k}-{n - 1} ({2 * split}²-{G.img_resolution}²)"), "none": (0, 0, "no noise")}
@@ -367,17 +429,21 @@ def noise_study(G, seed, num_samples=8, layers="all", strength=1.0, psi=1.0, noi
         raise DemoError(f"This model ({G.family}) has no noise inputs, so there is nothing to study; "
                         "use a StyleGAN2 model.")
     seed = parse_seeds(seed if isinstance(seed, str) else [seed], 1)[0]
-    if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or not 2 <= num_samples <= max_images:
+    if not is_whole(num_samples) or not 2 <= num_samples <= max_images:
         raise DemoError(f"The number of noise samples must be from 2 to {max_images}.")
-    if not isinstance(strength, (int, float)) or not math.isfinite(strength) or not 0 <= strength <= 10:
+    if not is_number(strength) or not 0 <= strength <= 10:
         raise DemoError(f"Noise strength {strength!r} must be from 0 to 10.")
-    noise_seed = parse_seeds([noise_seed], 1)[0]
+    num_samples, strength = int(num_samples), float(strength)
+    noise_seed = check_noise_seed(noise_seed)
     psi = check_psi(psi)
+    class_idx = check_class(G, class_idx)
+    batch_size = check_batch_size(batch_size)
     (start, stop), scales = noise_strengths(G, layers, strength)
     w = seeds_to_ws(G, [seed], psi, None, class_idx)
     noise_seeds = [noise_seed + k for k in range(num_samples)]
-    samples = synthesize(G, w.repeat(num_samples, 1, 1), batch_size, noise_mode="random", noise_seed=noise_seeds,
-                         noise_strength=scales)
+    # Padded batches: without noise, the samples are bit-equal and the deviation exactly zero.
+    samples = synthesize(G, w.repeat(num_samples, 1, 1), batch_size, pad=True, noise_mode="random",
+                         noise_seed=noise_seeds, noise_strength=scales)
     std = samples.std(dim=0, unbiased=False).mean(dim=0).numpy()
     scale = float(std.max())
     heat = Image.fromarray(colormap(std / scale if scale > 0 else std))
@@ -430,8 +496,9 @@ def video_latents(G, seeds, frames_per_transition, space, easing, loop, psi, cla
             yield i, torch.lerp(key_ws[k], key_ws[k + 1], t).unsqueeze(0)
         else:
             zt = slerp(z[k], z[k + 1], torch.tensor(t, dtype=z.dtype, device=z.device)).unsqueeze(0)
-            with torch.inference_mode():
-                yield i, G.mapping(zt, c, truncation_psi=psi)
+            with torch.inference_mode():  # not around the yield: the caller's code would run in it
+                ws = G.mapping(zt, c, truncation_psi=psi)
+            yield i, ws
 
 
 def video_frame_count(num_seeds, frames_per_transition, loop):
@@ -447,17 +514,18 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
     Frames are rendered in batches and streamed to the writer; the file appears only when it
     is complete. With loop, the walk returns to the first seed and has transitions x frames
     frames; without, it has one more (it ends on the last seed). progress(done, total) is
-    called after every batch.
+    called after every batch. In a GIF, Pillow merges identical consecutive frames into one
+    longer frame (the timing is kept).
     """
     import imageio.v2 as imageio
 
     seeds = parse_seeds(seeds, max_frames)
     if len(seeds) < 2:
         raise DemoError("A video needs at least two keyframe seeds.")
-    if isinstance(frames_per_transition, bool) or not isinstance(frames_per_transition, (int, np.integer)) \
-            or frames_per_transition < 1:
+    if not is_whole(frames_per_transition) or frames_per_transition < 1:
         raise DemoError("Frames per transition must be a whole number of at least 1.")
-    if not isinstance(fps, (int, float)) or not 1 <= fps <= 120:
+    frames_per_transition = int(frames_per_transition)
+    if not is_number(fps) or not 1 <= fps <= 120:
         raise DemoError(f"Frames per second {fps!r} must be from 1 to 120.")
     if space not in ("z", "w"):
         raise DemoError(f"Interpolation space {space!r} is not z or w.")
@@ -465,7 +533,8 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
         raise DemoError(f"Easing {easing!r} is not linear or smooth.")
     psi = check_psi(psi)
     noise_mode = check_noise_mode(noise_mode)
-    class_vector(G, class_idx, 1)
+    class_idx = check_class(G, class_idx)
+    batch_size = check_batch_size(batch_size)
     total = video_frame_count(len(seeds), frames_per_transition, loop)
     if total > max_frames:
         raise DemoError(f"That video would have {total} frames; at most {max_frames}: use fewer seeds or frames.")
@@ -473,9 +542,9 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
     fmt = out_path.suffix.lower()
     if fmt not in (".mp4", ".gif"):
         raise DemoError(f"Videos are written as .mp4 or .gif, not {fmt or 'a file without a suffix'}.")
-    recipe = dict(kind="video", **model_recipe(G), seeds=seeds, frames_per_transition=frames_per_transition, fps=fps,
-                  space=space, easing=easing, loop=loop, psi=psi, noise_mode=noise_mode, class_idx=class_idx,
-                  frames=total)
+    recipe = dict(kind="video", **model_recipe(G), seeds=seeds, frames_per_transition=frames_per_transition,
+                  fps=float(fps), space=space, easing=easing, loop=bool(loop), psi=psi, noise_mode=noise_mode,
+                  class_idx=class_idx, frames=total)
     tmp = _temporary_beside(out_path)
     try:
         if fmt == ".mp4":
@@ -507,8 +576,10 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
 def _temporary_beside(path):
     """A new temporary file name in path's folder (so the final rename is atomic)."""
     path = Path(path)
-    if not path.parent.is_dir():
+    if not path.parent.exists():
         raise DemoError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    if not path.parent.is_dir():
+        raise DemoError(f"Cannot write {path}: {path.parent} is a file, not a folder.")
     try:
         fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=path.suffix, dir=path.parent)
     except OSError as e:
@@ -538,7 +609,7 @@ def read_recipe(path):
     try:
         with Image.open(path) as im:
             text = im.text.get(RECIPE_KEY) if hasattr(im, "text") else None
-    except (OSError, ValueError, SyntaxError):
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise DemoError(f"{path} is not a readable PNG.") from None
     if text is None:
         raise DemoError(f"{path} carries no stylegan recipe.")
@@ -546,26 +617,37 @@ def read_recipe(path):
         recipe = json.loads(text)
     except ValueError:
         recipe = None
-    if not isinstance(recipe, dict) or recipe.get("kind") not in RECIPE_FUNCTIONS:
+    kind = recipe.get("kind") if isinstance(recipe, dict) else None
+    if not isinstance(kind, str) or kind not in RECIPE_FUNCTIONS:
         raise DemoError(f"The recipe in {path} is damaged.")
     return recipe
 
 
-def run_recipe(G, recipe, output=None):
-    """Rebuild what a recipe describes with generator G: the image saved with it (output: its 'output' key)."""
-    kind = recipe["kind"]
+def run_recipe(G, recipe, output=None, max_images=MAX_IMAGES):
+    """Rebuild what a recipe describes with generator G: the image saved with it (output: its 'output' key).
+
+    output is 'grid', 'image:K' (the K-th image), or an image among the extras ('heatmap',
+    'comparison_grid').
+    """
+    kind = recipe.get("kind")
+    if not isinstance(kind, str) or kind not in RECIPE_FUNCTIONS:
+        raise DemoError(f"Recipes of kind {kind!r} cannot be rebuilt as an image.")
     func, params = RECIPE_FUNCTIONS[kind]
     kwargs = {k: recipe[k] for k in params if k in recipe}
     try:
-        result = func(G, **kwargs)
+        result = func(G, **kwargs, max_images=max_images)
     except TypeError:
         raise DemoError(f"The {kind} recipe has missing or wrong fields.") from None
     output = output or recipe.get("output", "grid")
-    if output == "grid":
-        return result.grid
-    if output.startswith("image:"):
-        return result.images[int(output.split(":")[1])]
-    return result.extras[output]
+    if isinstance(output, str):
+        m = re.fullmatch(r"image:([0-9]{1,9})", output)
+        if output == "grid":
+            return result.grid
+        if m and int(m.group(1)) < len(result.images):
+            return result.images[int(m.group(1))]
+        if isinstance(result.extras.get(output), Image.Image):
+            return result.extras[output]
+    raise DemoError(f"The recipe asks for an output {output!r} that a {kind} does not make.")
 
 
 RECIPE_FUNCTIONS = {
