@@ -11,6 +11,16 @@ REFERENCE = FIXTURES / "reference"
 HOSTILE = FIXTURES / "hostile"
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Two busy-waiting threads on a shared two-core machine are many times slower than one."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir():
     if not FIXTURES.is_dir():

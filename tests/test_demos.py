@@ -13,13 +13,7 @@ from conftest import REFERENCE, tiny_generator
 from stylegan import demos
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two busy-waiting threads on a shared two-core machine are many times slower than one."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
