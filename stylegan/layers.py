@@ -131,33 +131,49 @@ class MappingNetwork(nn.Module):
     """z (and class c) -> w, broadcast to num_ws; truncation towards the running average w_avg."""
 
     def __init__(self, z_dim, c_dim, w_dim, num_ws, num_layers=8, embed_features=None, layer_features=None,
-                 lr_multiplier=0.01, **unused):
+                 lr_multiplier=0.01, label_concat=False, **unused):
+        """label_concat: condition as NVIDIA's TensorFlow code does (the class vector times a plain
+        matrix, concatenated to z, the whole normalised) instead of the PyTorch code's embedding."""
         super().__init__()
         self.z_dim, self.c_dim, self.w_dim, self.num_ws, self.num_layers = z_dim, c_dim, w_dim, num_ws, num_layers
+        self.label_concat = label_concat and c_dim > 0
         embed_features = w_dim if embed_features is None else embed_features
         layer_features = w_dim if layer_features is None else layer_features
         if c_dim == 0:
             embed_features = 0
-        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
-        if c_dim > 0:
+        elif self.label_concat:
+            embed_features = z_dim
+            self.label_embedding = nn.Parameter(torch.randn([c_dim, z_dim]))
+        else:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
+        features = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
         for i in range(num_layers):
             layer = FullyConnectedLayer(features[i], features[i + 1], lrelu=True, lr_multiplier=lr_multiplier)
             setattr(self, f"fc{i}", layer)
         self.register_buffer("w_avg", torch.zeros([w_dim]))
 
     def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, update_emas=False):
+        x = self.normalized_input(z, c)
+        for i in range(self.num_layers):
+            x = getattr(self, f"fc{i}")(x)
+        return self.broadcast_and_truncate(x, truncation_psi, truncation_cutoff)
+
+    def normalized_input(self, z, c):
+        """The first layer's input: normalised z, with the class embedded for conditional models."""
+        if self.c_dim > 0 and (c is None or c.ndim != 2 or c.shape[1] != self.c_dim):
+            raise ValueError(f"this model is conditional: c must have shape [N, {self.c_dim}]")
+        if self.label_concat:
+            return normalize_2nd_moment(torch.cat([z.to(torch.float32), c.to(torch.float32) @ self.label_embedding], 1))
         parts = []
         if self.z_dim > 0:
             parts.append(normalize_2nd_moment(z.to(torch.float32)))
         if self.c_dim > 0:
-            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
-                raise ValueError(f"this model is conditional: c must have shape [N, {self.c_dim}]")
             parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
-        x = torch.cat(parts, dim=1)
-        for i in range(self.num_layers):
-            x = getattr(self, f"fc{i}")(x)
-        ws = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        return torch.cat(parts, dim=1)
+
+    def broadcast_and_truncate(self, w, truncation_psi, truncation_cutoff):
+        """w [N, w_dim] -> ws [N, num_ws, w_dim], the first `truncation_cutoff` pulled towards w_avg."""
+        ws = w.unsqueeze(1).repeat(1, self.num_ws, 1)
         if truncation_psi != 1:
             cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
             ws[:, :cutoff] = self.w_avg.lerp(ws[:, :cutoff], truncation_psi)

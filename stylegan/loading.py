@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from . import stylegan2, stylegan3
+from . import stylegan1, stylegan2, stylegan3, tf_checkpoints
 from .safe_pickle import Record, RefusedGlobal, read_pickle
 
-FAMILIES = {"stylegan2": stylegan2.Generator, "stylegan3": stylegan3.Generator}
+FAMILIES = {"stylegan1": stylegan1.Generator, "stylegan2": stylegan2.Generator, "stylegan3": stylegan3.Generator}
 FORMAT_TAG = "stylegan-generator"
 BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "offline-faces-64.safetensors"
 
@@ -127,9 +127,14 @@ def read_checkpoint(path):
     except Exception as e:
         raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt "
                         f"({type(e).__name__}: {e}).") from None
-    generator = data.get("G_ema") if isinstance(data, dict) else data
     if isinstance(data, tuple):
-        raise LoadError(f"{path}: TensorFlow checkpoints are not supported yet.")
+        try:
+            return tf_checkpoints.from_tf_networks(data)
+        except tf_checkpoints.UnsupportedTFCheckpoint as e:
+            raise LoadError(f"{path}: {e}") from None
+        except Exception as e:
+            raise LoadError(f"{path}: the TensorFlow network's records are malformed ({type(e).__name__}: {e}).") from None
+    generator = data.get("G_ema") if isinstance(data, dict) else data
     if not isinstance(generator, Record):
         raise LoadError(f"{path}: no generator found (expected a dict with 'G_ema', as NVIDIA's training writes).")
     try:
