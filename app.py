@@ -111,6 +111,9 @@ def _class(value):
     return None if value in (None, "", -1) else int(value)
 
 
+FAMILY_NAMES = {"stylegan1": "StyleGAN (2019)", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3"}
+
+
 def model_info(choice, progress=gr.Progress(track_tqdm=True)):
     """What the chosen model is: family, resolution, layers, classes, parameters, device."""
     G = _model(choice, progress)
@@ -118,7 +121,7 @@ def model_info(choice, progress=gr.Progress(track_tqdm=True)):
     layers = ", ".join(f"{i}:{r}" for i, r in enumerate(G.synthesis.ws_resolutions))
     classes = f"{G.c_dim} classes (choose one below)" if G.c_dim else "unconditional"
     presets = "; ".join(f"**{k}** {v[2]}" for k, v in demos.mixing_presets(G).items())
-    return (f"**{G.family}**, {G.img_resolution} px, {G.num_ws} style inputs (layer:resolution {layers}), "
+    return (f"**{FAMILY_NAMES.get(G.family, G.family)}**, {G.img_resolution} px, {G.num_ws} style inputs (layer:resolution {layers}), "
             f"{classes}, {params / 1e6:.1f} M parameters, running on **{STORE.device.type}**.  \n"
             f"Style-mixing presets: {presets}.")
 
@@ -205,7 +208,7 @@ def build_app(model=None, device=None):
             gr.Markdown("*The Hugging Face Hub cannot be reached, so only the bundled model and models already "
                         "downloaded or uploaded will load.*", elem_id="offline-note")
         with gr.Row():
-            model_box = gr.Dropdown(choices, value=initial, label="Model (or type a path or hf://owner/repo/file.pkl)",
+            model_box = gr.Dropdown(choices, value=initial, label="Model (or type a path, hf://owner/repo/file.pkl or an https:// URL)",
                                     allow_custom_value=True, scale=3)
             upload = gr.File(label="...or upload a .pkl / .safetensors", file_types=[".pkl", ".safetensors"], scale=1)
         info = gr.Markdown(elem_id="model-info")
@@ -355,7 +358,7 @@ def main():
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for everyone)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also serve a public gradio.live link")
-    parser.add_argument("--model", help="initial model: a catalog name, a path, or hf://owner/repo/file.pkl")
+    parser.add_argument("--model", help="initial model: a catalog name, a path, hf://owner/repo/file.pkl or an https:// URL")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
     args = parser.parse_args()
     app = build_app(args.model, args.device)

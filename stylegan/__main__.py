@@ -220,7 +220,7 @@ def build_parser():
     def demo_parser(name, help, example, run):
         p = sub.add_parser(name, help=help, epilog="example: " + example,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--model", help="checkpoint: path, hf://owner/repo/file.pkl (default: the bundled model)")
+        p.add_argument("--model", help="checkpoint: path, hf://owner/repo/file.pkl or https:// URL (default: the bundled model)")
         p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
         p.add_argument("--psi", type=float, default=0.7, help="truncation psi in [-2, 2] (default 0.7)")
         p.add_argument("--class", dest="class_idx", type=int, help="class index, for conditional models")

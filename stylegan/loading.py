@@ -4,7 +4,9 @@ import hashlib
 import json
 import os
 import socket
+import urllib.error
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import torch
@@ -30,7 +32,7 @@ def default_device():
 
 
 def load(source=None, device=None):
-    """Load a generator: a .pkl or .safetensors path, or 'hf://owner/repo/file[@revision]'.
+    """Load a generator: a .pkl or .safetensors path, 'hf://owner/repo/file[@revision]' or an http(s) URL.
 
     With no source, the bundled offline model. Returns the generator in eval mode on `device`
     (default: CUDA, then MPS, then CPU), with `.source` and `.sha256` describing the file.
@@ -52,6 +54,8 @@ def resolve(source):
     source = str(source)
     if source.startswith("hf://"):
         return download_from_hub(source)
+    if source.startswith(("https://", "http://")):
+        return download_url(source)
     path = Path(source).expanduser()
     if not path.is_file():
         raise LoadError(f"{source}: no such checkpoint file.")
@@ -101,6 +105,37 @@ def download_from_hub(url):
         raise LoadError(f"{url}: the repository has no revision {revision!r}.") from None
     except Exception as e:  # network failures come in many types; all mean the same to the user
         raise LoadError(f"{url}: the download failed ({type(e).__name__}: {e}).") from None
+
+
+def url_cache_dir():
+    return Path(os.environ.get("STYLEGAN_CACHE", Path.home() / ".cache" / "stylegan")) / "downloads"
+
+
+def download_url(url, timeout=30):
+    """A checkpoint from a plain URL, downloaded once into url_cache_dir() (kept there, used offline)."""
+    name = Path(urllib.parse.urlsplit(url).path).name
+    if not name.endswith((".pkl", ".safetensors")):
+        raise LoadError(f"{url}: a checkpoint URL must end in .pkl or .safetensors.")
+    path = url_cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:16] / name
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
+            expected = response.headers.get("Content-Length")
+            while chunk := response.read(1 << 20):
+                f.write(chunk)
+            if expected is not None and f.tell() != int(expected):
+                raise OSError(f"got {f.tell()} of {expected} bytes")
+        os.replace(tmp, path)
+    except urllib.error.HTTPError as e:
+        raise LoadError(f"{url}: the server answered {e.code} {e.reason}.") from None
+    except Exception as e:  # connection refused, timeouts, broken transfers, a full disk
+        raise LoadError(f"{url}: the download failed ({type(e).__name__}: {e}).") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def file_sha256(path):

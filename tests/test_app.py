@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import app
-from conftest import REFERENCE
+from conftest import FIXTURES, REFERENCE
 from stylegan import demos
 
 MODEL = str(REFERENCE / "sg2_32_uncond.pkl")
@@ -50,7 +50,21 @@ def test_video_handler(blocks):
 
 def test_model_info(blocks):
     text = app.model_info(MODEL)
-    assert "stylegan2" in text and "32 px" in text and "cpu" in text
+    assert "StyleGAN2" in text and "32 px" in text and "cpu" in text
+    original = str(FIXTURES / "stylegan1" / "sg1_32.pkl")
+    assert "StyleGAN (2019)" in app.model_info(original)
+
+
+def test_catalog_entries_are_loadable_sources():
+    from stylegan import loading
+    assert app.CATALOG[0]["source"] == "bundled"
+    assert any(e["family"] == "stylegan1" and "ffhq-1024" in e["source"] for e in app.CATALOG)
+    for entry in app.CATALOG[1:]:
+        assert entry["family"] in loading.FAMILIES and entry["source"].endswith(".pkl"), entry
+        if entry["source"].startswith("hf://"):
+            loading.parse_hub_url(entry["source"])
+        else:
+            assert entry["source"].startswith("https://"), entry
 
 
 @pytest.mark.parametrize("call, message", [

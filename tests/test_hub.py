@@ -75,3 +75,32 @@ def test_unreachable_hub_without_cache(tmp_path):
 def test_malformed_hub_url(tmp_path):
     result = hub_load("hf://only-owner/file.pkl", "http://127.0.0.1:9", tmp_path)
     assert not result["ok"] and "hf://owner/repo/file.pkl" in result["error"]
+
+
+# -- plain http(s) URLs (e.g. NVIDIA's own download links)
+
+def url_load(url, home):
+    result = run_python(["-c", LOAD, url], env={"STYLEGAN_CACHE": str(home)})
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_url_download_then_cache(tmp_path, checkpoint_bytes):
+    with HubServer({"nvidia/nets/gray.pkl": checkpoint_bytes}) as server:
+        url = server.url + "/nvidia/nets/resolve/main/gray.pkl"
+        first = url_load(url, tmp_path)
+        assert first["ok"] and first["res"] == 16
+    assert url_load(url, tmp_path) == first  # the server is gone: the downloaded copy is used
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["gray.pkl"]
+
+
+def test_url_errors_leave_nothing(tmp_path, checkpoint_bytes):
+    key = "nvidia/nets/gray.pkl"
+    with HubServer({key: checkpoint_bytes}, truncate={key}) as server:
+        broken = url_load(server.url + "/nvidia/nets/resolve/main/gray.pkl", tmp_path)
+        missing = url_load(server.url + "/nvidia/nets/resolve/main/other.pkl", tmp_path)
+    assert not broken["ok"] and "download failed" in broken["error"]
+    assert not missing["ok"] and "404" in missing["error"]
+    unreachable = url_load("http://127.0.0.1:9/gray.pkl", tmp_path)
+    assert not unreachable["ok"] and "download failed" in unreachable["error"]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial file kept or loadable
