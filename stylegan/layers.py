@@ -196,3 +196,27 @@ def random_noise(shape, generators, device, dtype):
         return torch.randn(shape, device=device, dtype=dtype)
     noise = torch.stack([torch.randn(shape[1:], generator=g) for g in generators])
     return noise.to(device=device, dtype=dtype)
+
+
+class Generator(nn.Module):
+    """z, c -> image: a mapping network, then a synthesis network. The attributes and call
+    signature of NVIDIA's G_ema; each family names its networks and mapping defaults."""
+
+    family = None
+    mapping_network = synthesis_network = None
+    mapping_defaults = {}
+
+    def __init__(self, z_dim, c_dim, w_dim, img_resolution, img_channels, mapping_kwargs=None, **synthesis_kwargs):
+        super().__init__()
+        self.z_dim, self.c_dim, self.w_dim = z_dim, c_dim, w_dim
+        self.img_resolution, self.img_channels = img_resolution, img_channels
+        self.synthesis = self.synthesis_network(w_dim, img_resolution, img_channels, **synthesis_kwargs)
+        self.num_ws = self.synthesis.num_ws
+        mapping_kwargs = {**self.mapping_defaults, **(mapping_kwargs or {})}
+        self.mapping = self.mapping_network(z_dim, c_dim, w_dim, self.num_ws, **mapping_kwargs)
+        self.config = dict(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, img_resolution=img_resolution,
+                           img_channels=img_channels, mapping_kwargs=mapping_kwargs, **synthesis_kwargs)
+
+    def forward(self, z, c=None, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        return self.synthesis(ws, **synthesis_kwargs)

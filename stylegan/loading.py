@@ -168,7 +168,8 @@ def read_checkpoint(path):
         except tf_checkpoints.UnsupportedTFCheckpoint as e:
             raise LoadError(f"{path}: {e}") from None
         except Exception as e:
-            raise LoadError(f"{path}: the TensorFlow network's records are malformed ({type(e).__name__}: {e}).") from None
+            raise LoadError(f"{path}: the TensorFlow network's records are malformed "
+                            f"({type(e).__name__}: {e}).") from None
     generator = data.get("G_ema") if isinstance(data, dict) else data
     if not isinstance(generator, Record):
         raise LoadError(f"{path}: no generator found (expected a dict with 'G_ema', as NVIDIA's training writes).")

@@ -33,10 +33,10 @@ def converted(tmp_path_factory):
     return tmp_path_factory.mktemp("converted")
 
 
-def load_fixture(name, fmt, converted):
-    path = REFERENCE / f"{name}.pkl"
+def load_fixture(path, fmt, converted):
+    """The fixture, as it is or converted to our safetensors format first."""
     if fmt == "safetensors":
-        out = converted / f"{name}.safetensors"
+        out = converted / f"{path.stem}.safetensors"
         if not out.exists():
             stylegan.save_safetensors(stylegan.load(path, device="cpu"), out)
         path = out
@@ -45,7 +45,7 @@ def load_fixture(name, fmt, converted):
 
 @pytest.mark.parametrize("name", FIXTURES)
 def test_matches_reference(name, fmt, converted):
-    G = load_fixture(name, fmt, converted)
+    G = load_fixture(REFERENCE / f"{name}.pkl", fmt, converted)
     ref = np.load(REFERENCE / f"{name}.npz")
     z = torch.from_numpy(ref["z"])
     c = torch.from_numpy(ref["c"]) if G.c_dim else None

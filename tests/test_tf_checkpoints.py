@@ -17,31 +17,17 @@ import stylegan
 from conftest import FIXTURES, run_python
 from stylegan import demos
 from stylegan.safe_pickle import Record, read_pickle
-from test_fidelity import assert_close
+from test_fidelity import assert_close, converted, load_fixture  # noqa: F401 (a fixture)
 
 STYLEGAN1 = FIXTURES / "stylegan1"
 STYLEGAN2_TF = FIXTURES / "stylegan2_tf"
 FIXTURE_FILES = sorted(STYLEGAN1.glob("*.pkl")) + sorted(STYLEGAN2_TF.glob("*.pkl"))
 
 
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory):
-    return tmp_path_factory.mktemp("converted")
-
-
-def load(path, fmt, converted):
-    if fmt == "safetensors":
-        out = converted / f"{path.stem}.safetensors"
-        if not out.exists():
-            stylegan.save_safetensors(stylegan.load(path, device="cpu"), out)
-        path = out
-    return stylegan.load(path, device="cpu")
-
-
 @pytest.mark.parametrize("fmt", ["pkl", "safetensors"])
 @pytest.mark.parametrize("path", FIXTURE_FILES, ids=lambda p: p.stem)
 def test_matches_nvidias_tensorflow_outputs(path, fmt, converted, one_thread):
-    G = load(path, fmt, converted)
+    G = load_fixture(path, fmt, converted)
     ref = np.load(path.with_suffix(".npz"))
     z = torch.from_numpy(ref["z"])
     c = torch.from_numpy(ref["c"]) if G.c_dim else None
@@ -143,8 +129,9 @@ def synthesis(state):
 
 def test_the_rewritten_fixture_still_loads(write_tf_pickle):
     # The writer itself changes nothing: so the refusals below come from the changes.
-    G = stylegan.load(write_tf_pickle(STYLEGAN1 / "sg1_32.pkl", lambda state: None), device="cpu")
-    assert torch.equal(G.state_dict()["synthesis.const"], stylegan.load(STYLEGAN1 / "sg1_32.pkl").state_dict()["synthesis.const"].cpu())
+    copy = stylegan.load(write_tf_pickle(STYLEGAN1 / "sg1_32.pkl", lambda state: None), device="cpu")
+    original = stylegan.load(STYLEGAN1 / "sg1_32.pkl", device="cpu")
+    assert all(torch.equal(value, original.state_dict()[key]) for key, value in copy.state_dict().items())
 
 
 def test_snapshot_during_progressive_growing_is_refused(write_tf_pickle):
@@ -169,7 +156,8 @@ def test_unsupported_networks_are_refused_with_a_sentence(write_tf_pickle, chang
 
 
 def test_stylegan2_tf_architecture_options_are_checked(write_tf_pickle):
-    path = write_tf_pickle(STYLEGAN2_TF / "sg2tf_32_skip.pkl", lambda s: s["static_kwargs"].update(architecture="resnet"))
+    path = write_tf_pickle(STYLEGAN2_TF / "sg2tf_32_skip.pkl",
+                           lambda s: s["static_kwargs"].update(architecture="resnet"))
     with pytest.raises(stylegan.LoadError, match="Skip/weight' is missing"):
         stylegan.load(path)
 
