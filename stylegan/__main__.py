@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from . import demos, loading
+from . import demos, loading, stylegan1
 
 
 def describe(G):
@@ -17,6 +17,7 @@ def describe(G):
     params = sum(p.numel() for p in G.parameters())
     resolutions = ", ".join(str(r) for r in G.synthesis.ws_resolutions)
     classes = f"{G.c_dim} classes" if G.c_dim else "unconditional"
+    cutoff = stylegan1.DEFAULT_TRUNCATION_CUTOFF if G.family == "stylegan1" else G.num_ws
     return "\n".join([
         f"source:      {G.source}",
         f"family:      {G.family}",
@@ -24,6 +25,7 @@ def describe(G):
         f"z_dim/w_dim: {G.z_dim} / {G.w_dim}",
         f"num_ws:      {G.num_ws} (resolution of each: {resolutions})",
         f"classes:     {classes}",
+        f"truncation:  psi acts on style inputs 0-{min(cutoff, G.num_ws) - 1} unless --cutoff says otherwise",
         f"noise:       {len(G.synthesis.noise_layers)} noise layers" if G.synthesis.has_noise else "noise:       none (no noise inputs)",
         f"parameters:  {params:,}",
         f"sha256:      {G.sha256}",

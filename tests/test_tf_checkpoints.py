@@ -76,6 +76,13 @@ def test_convert_from_the_command_line(tmp_path):
         assert torch.equal(copy.state_dict()[key], value), key
 
 
+def test_info_names_the_family_and_its_truncation():
+    result = run_python(["-m", "stylegan", "info", str(STYLEGAN1 / "sg1_32.pkl")])
+    assert result.returncode == 0, result.stderr
+    assert "family:      stylegan1" in result.stdout and "num_ws:      8 (resolution of each: 4, 4, 8, 8," in result.stdout
+    assert "psi acts on style inputs 0-7" in result.stdout
+
+
 # -- files that must be refused
 
 class _Network:
