@@ -35,11 +35,28 @@ def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
     """Upsample by zero insertion, pad (negative crops), FIR filter, then keep every down-th pixel.
 
     f is a 1-D (separable) or 2-D filter, or None for no filtering; padding is (x0, x1, y0, y1).
-    The filter is applied as a convolution (flipped), as in NVIDIA's resampling code. A 1-D filter
-    takes the fast separable path, which tests/test_layers.py checks against this one.
+    The filter is applied as a convolution (flipped), as in NVIDIA's resampling code. A 1-D
+    filter, or a 2-D one that is the outer product of 1-D taps with themselves (NVIDIA's
+    filters are), takes the fast separable path; tests/test_layers.py checks it against the
+    dense one.
     """
+    if f is not None and f.ndim == 2:
+        f = symmetric_separable_taps(f)
     if f is not None and f.ndim == 1:
         return _upfirdn2d_separable(x, f, up, down, padding, gain)
+    return _upfirdn2d_dense(x, f, up, down, padding, gain)
+
+
+def symmetric_separable_taps(f):
+    """The 1-D taps a with outer(a, a) == f when there are such taps, else f itself."""
+    total = f.sum()
+    if f.shape[0] != f.shape[1] or total <= 0:
+        return f
+    taps = f.sum(dim=1) / total.sqrt()
+    return taps if torch.allclose(torch.outer(taps, taps), f, rtol=1e-5, atol=1e-7) else f
+
+
+def _upfirdn2d_dense(x, f, up, down, padding, gain):
     n, c, h, w = x.shape
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
@@ -94,6 +111,20 @@ def upsample2d(x, f, up=2):
     fw = f.shape[-1]
     p0, p1 = (fw + up - 1) // 2, (fw - up) // 2
     return upfirdn2d(x, f, up=up, padding=(p0, p1, p0, p1), gain=up ** 2)
+
+
+def frozen_cached(module, name, tensor, compute):
+    """compute(tensor), kept on the module while the tensor is unchanged and needs no gradient:
+    weight-derived terms are then computed once per model instead of once per call."""
+    if tensor.requires_grad and torch.is_grad_enabled():
+        return compute(tensor)
+    key = (tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device)
+    cached = module.__dict__.get("_cache_" + name)
+    if cached is None or cached[0] != key:
+        with torch.inference_mode(False), torch.no_grad():  # a normal tensor, usable outside inference mode
+            cached = (key, compute(tensor))
+        module.__dict__["_cache_" + name] = cached
+    return cached[1]
 
 
 def fir_filter_2d(taps):

@@ -105,3 +105,32 @@ def test_cli_convert_to_unwritable_place(tmp_path):
                          str(tmp_path / "no" / "such" / "dir" / "x.safetensors")])
     assert result.returncode == 2 and "cannot write" in result.stderr
     assert not list(tmp_path.rglob("*.safetensors*"))
+
+
+def test_cached_weight_terms_follow_the_weights():
+    """Frozen models reuse weight-derived terms (fast path); they must never go stale, and
+    training (weights that need gradients) must get gradients through them."""
+    from conftest import tiny_generator
+    from stylegan.stylegan2 import modulated_conv2d
+    G = tiny_generator()
+    ws = G.mapping(torch.randn(2, G.z_dim), None)
+    layer = G.synthesis.b16.conv0
+    x = torch.randn(2, layer.weight.shape[1], 8, 8)
+    styles = layer.affine(ws[:, 0])
+    with torch.inference_mode():
+        cached = layer(x, ws[:, 0])
+    simple = torch.nn.functional.leaky_relu(
+        modulated_conv2d(x, layer.weight, styles, padding=1, up=2, resample_filter=layer.resample_filter)
+        + layer.noise_const * layer.noise_strength + layer.bias.reshape(1, -1, 1, 1), 0.2) * 2 ** 0.5
+    assert torch.allclose(cached, simple, atol=1e-5)
+    with torch.no_grad():
+        layer.weight.mul_(-3)  # changed in place, as load_state_dict does
+        changed = layer(x, ws[:, 0])
+    copy = tiny_generator()
+    copy.load_state_dict(G.state_dict())
+    with torch.no_grad():
+        assert torch.allclose(changed, copy.synthesis.b16.conv0(x, ws[:, 0]), atol=1e-6)
+        assert not torch.allclose(changed, cached, atol=1e-3)
+    layer.weight.requires_grad_(True)
+    layer(x, ws[:, 0]).square().sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0

@@ -127,6 +127,7 @@ def main():
     parser.add_argument("--adv-weight", type=float, default=0.02)
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -146,8 +147,16 @@ def main():
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.99))
     for layer in G.synthesis.noise_layers:
         layer.noise_strength.data.fill_(0.05)  # start with a little noise, so it gets used
-    G_ema.load_state_dict(G.state_dict())
     progress = {"step": 0, "images": 0, "seconds": 0.0, "curve": []}
+    if args.init and not state_path.exists():
+        start_from = stylegan.load(args.init, device="cpu")
+        G.load_state_dict(start_from.state_dict())
+        card = json.loads(Path(args.init).with_suffix(".json").read_text())
+        progress.update(step=card["steps"], images=card["images_seen"], seconds=card["train_minutes"] * 60,
+                        curve=card["swd_curve_512"], phases=card.get("phases", [
+                            {"from_images": 0, "adv_weight": card["adv_weight"], "threads": card["threads"]}]))
+        print(f"starting from {args.init} ({progress['images']} images)", flush=True)
+    G_ema.load_state_dict(G.state_dict())
     if state_path.exists():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
@@ -161,6 +170,9 @@ def main():
                                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "progress": progress,
                                 "rng": torch.get_rng_state()})
 
+    phases = progress.setdefault("phases", [])
+    if not phases or phases[-1]["adv_weight"] != args.adv_weight:
+        phases.append({"from_images": progress["images"], "adv_weight": args.adv_weight, "threads": args.threads})
     start = last_save = last_print = time.time()
     seconds_before = progress["seconds"]
     ema_beta = 0.5 ** (args.batch / 10_000)  # half-life of 10k images
@@ -241,7 +253,8 @@ def export(G, teacher, args, progress):
             "swd_images": n, "swd_student_vs_teacher": round(student_swd, 2),
             "swd_teacher_vs_teacher": round(teacher_swd, 2),
             "swd_levels_student": np.round(student_levels, 2).tolist(),
-            "swd_levels_teacher": np.round(teacher_levels, 2).tolist(), "swd_curve_512": progress["curve"]}
+            "swd_levels_teacher": np.round(teacher_levels, 2).tolist(), "swd_curve_512": progress["curve"],
+            "phases": progress["phases"]}
     out.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
     print(f"wrote {out} and {out.with_suffix('.json')}", flush=True)
 
