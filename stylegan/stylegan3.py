@@ -163,9 +163,15 @@ class SynthesisLayer(nn.Module):
                              padding=self.conv_kernel - 1, input_gain=self.magnitude_ema.rsqrt())
         x = bias_act(x, self.bias)
         x = upfirdn2d(x, self.up_filter, up=self.up_factor, padding=self.padding, gain=self.up_factor ** 2)
-        slope, gain = (None, 1.0) if self.is_torgb else (0.2, LRELU_GAIN)
-        x = bias_act(x, lrelu_slope=slope, gain=gain, clamp=self.conv_clamp)
-        return upfirdn2d(x, self.down_filter, down=self.down_factor)
+        if self.is_torgb:
+            x = bias_act(x, clamp=self.conv_clamp)
+            return upfirdn2d(x, self.down_filter, down=self.down_factor)
+        # Leaky ReLU, gain, clamp: the gain is applied by the (linear) down filter instead, which
+        # saves a pass over the up-sampled signal; the clamp is scaled to match.
+        x = F.leaky_relu(x, 0.2)
+        if self.conv_clamp is not None:
+            x = x.clamp_(-self.conv_clamp / LRELU_GAIN, self.conv_clamp / LRELU_GAIN)
+        return upfirdn2d(x, self.down_filter, down=self.down_factor, gain=LRELU_GAIN)
 
 
 class SynthesisNetwork(nn.Module):
