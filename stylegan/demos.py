@@ -5,7 +5,6 @@ path plus a recipe: the dict that, saved with the output, regenerates it exactly
 raises DemoError with one sentence for people.
 """
 
-import contextlib
 import json
 import math
 import numbers
@@ -278,21 +277,14 @@ def make_transform(translate, rotate):
     return np.array([[c, s, translate[0]], [-s, c, translate[1]], [0, 0, 1]], dtype=np.float64)
 
 
-@contextlib.contextmanager
-def transformed(G, translate=(0, 0), rotate=0):
-    """StyleGAN3's input translated / rotated for the duration of the block, then restored."""
+def input_transform(G, translate=(0, 0), rotate=0):
+    """The synthesis arguments that translate / rotate a StyleGAN3 image: passed per call, so
+    concurrent requests never see each other's transform."""
     if tuple(translate) == (0, 0) and rotate == 0:
-        yield
-        return
+        return {}
     if G.family != "stylegan3":
         raise DemoError("Translate and rotate need a StyleGAN3 model; this one is " + G.family + ".")
-    buffer = G.synthesis.input.transform
-    saved = buffer.clone()
-    buffer.copy_(torch.from_numpy(np.linalg.inv(make_transform(translate, rotate))))
-    try:
-        yield
-    finally:
-        buffer.copy_(saved)
+    return {"transform": torch.from_numpy(np.linalg.inv(make_transform(translate, rotate))).float()}
 
 
 # ----------------------------------------------------------------------------- 1. generate
@@ -309,8 +301,8 @@ def generate(G, seeds, psi=1.0, truncation_cutoff=None, noise_mode="const", nois
     batch_size = check_batch_size(batch_size)
     translate, rotate = check_transform(translate, rotate)
     ws = seeds_to_ws(G, seeds, psi, truncation_cutoff, class_idx)
-    with transformed(G, translate, rotate):
-        images = to_pil(synthesize(G, ws, batch_size, noise_mode=noise_mode, noise_seed=noise_seed))
+    transform = input_transform(G, translate, rotate)
+    images = to_pil(synthesize(G, ws, batch_size, noise_mode=noise_mode, noise_seed=noise_seed, **transform))
     rows, cols = grid_shape(len(images))
     recipe = dict(kind="generate", **model_recipe(G), seeds=seeds, psi=psi, truncation_cutoff=truncation_cutoff,
                   noise_mode=noise_mode, noise_seed=noise_seed, class_idx=class_idx, translate=translate,

@@ -86,8 +86,9 @@ class SynthesisInput(nn.Module):
         self.register_buffer("freqs", freqs)
         self.register_buffer("phases", torch.rand([channels]) - 0.5)
 
-    def forward(self, w):
+    def forward(self, w, transform=None):
         n = w.shape[0]
+        transform = self.transform if transform is None else transform
         # w -> a rotation (cos, sin) and translation (x, y) of the features, applied after `transform`.
         t = self.affine(w)
         t = t / t[:, :2].norm(dim=1, keepdim=True)
@@ -96,7 +97,7 @@ class SynthesisInput(nn.Module):
         rotation[:, 1, 0], rotation[:, 1, 1] = t[:, 1], t[:, 0]
         translation = torch.eye(3, device=w.device).repeat(n, 1, 1)
         translation[:, 0, 2], translation[:, 1, 2] = -t[:, 2], -t[:, 3]
-        transforms = rotation @ translation @ self.transform.to(torch.float32).unsqueeze(0)
+        transforms = rotation @ translation @ transform.to(device=w.device, dtype=torch.float32).unsqueeze(0)
 
         freqs = self.freqs.unsqueeze(0)
         phases = self.phases.unsqueeze(0) + (freqs @ transforms[:, :2, 2:]).squeeze(2)
@@ -218,12 +219,15 @@ class SynthesisNetwork(nn.Module):
         self.noise_layers = []  # StyleGAN3 has no noise inputs
         self.has_noise = False
 
-    def forward(self, ws, **unused):
-        """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32. Noise arguments are ignored."""
+    def forward(self, ws, transform=None, **unused):
+        """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32. Noise arguments are ignored.
+
+        transform: a 3x3 matrix for the input (the inverse of the image's translation / rotation)
+        for this call only; by default the `input.transform` buffer, as in NVIDIA's code."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], not {list(ws.shape)}")
         ws = ws.to(torch.float32).unbind(dim=1)
-        x = self.input(ws[0])
+        x = self.input(ws[0], transform)
         for name, w in zip(self.layer_names, ws[1:]):
             x = getattr(self, name)(x, w)
         return (x * self.output_scale).to(torch.float32)

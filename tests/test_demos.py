@@ -141,6 +141,27 @@ def test_stylegan3_translate_rotate():
     assert not np.array_equal(pixels(plain), pixels(moved))
 
 
+def test_concurrent_transforms_do_not_leak_into_other_requests(one_thread):
+    import threading
+    G = stylegan.load(REFERENCE / "sg3t_32.pkl", device="cpu")
+    plain = pixels(demos.generate(G, "0", psi=0.7).images[0])
+    moved = pixels(demos.generate(G, "0", psi=0.7, rotate=90).images[0])
+    seen, stop = [], threading.Event()
+
+    def rotate_repeatedly():
+        while not stop.is_set():
+            seen.append(np.array_equal(pixels(demos.generate(G, "0", psi=0.7, rotate=90).images[0]), moved))
+    other = threading.Thread(target=rotate_repeatedly)
+    other.start()
+    try:
+        for _ in range(15):
+            assert np.array_equal(pixels(demos.generate(G, "0", psi=0.7).images[0]), plain)
+    finally:
+        stop.set()
+        other.join()
+    assert seen and all(seen)
+
+
 # -- style mixing
 
 def test_mixing_grid_geometry_and_cells(G):
