@@ -1,12 +1,14 @@
 """StyleGAN in the browser: faces from seeds, style mixing, noise, interpolation videos.
 
 python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model SOURCE] [--device cpu]
+              [--allow-dir DIR] [--allow-typed-sources] [--max-upload-mb N] [--memory-budget-mb N]
 Also runs unchanged as a Hugging Face Space. Every computation is a stylegan.demos function;
 this file only describes the interface.
 """
 
 import argparse
 import json
+import os
 import random
 import tempfile
 import threading
@@ -25,6 +27,9 @@ CATALOG = json.loads((ROOT / "catalog.json").read_text())
 BUNDLED_NAME = CATALOG[0]["name"]
 MAX_IMAGES = 32  # per request in the app (the library allows more)
 MAX_FRAMES = 600
+DEFAULT_MEMORY_BUDGET_MB = 4096  # what one request may use; a request estimated above it is refused
+MEMORY_BUDGET = DEFAULT_MEMORY_BUDGET_MB * 2 ** 20
+DEFAULT_MAX_UPLOAD_MB = 1024  # NVIDIA's largest generators are pickles of about 380 MB
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="stylegan-app-"))
 
 
@@ -57,15 +62,56 @@ class ModelStore:
             return G
 
 
+class SourcePolicy:
+    """Which typed model sources a visitor may load. Catalog models, uploads and hf:// paths
+    always; local paths only inside the allowed directories (checkpoints/ and any --allow-dir),
+    never elsewhere through ../, absolute paths or links; http(s) URLs only on a private app
+    (they would let visitors make the server fetch any address). On a public app (--share or
+    a Hugging Face Space) typed paths and URLs are off unless --allow-typed-sources."""
+
+    def __init__(self, allowed_dirs=(), public=False, allow_typed=False):
+        self.allowed_dirs = [Path(d).resolve() for d in [ROOT / "checkpoints", *allowed_dirs]]
+        self.trusted_files = set()  # the model named at launch, and files visitors uploaded
+        self.typed_sources = allow_typed or not public
+
+    def check(self, source):
+        if source == "bundled" or source.startswith("hf://"):
+            return source
+        if source.startswith(("http://", "https://")):
+            if not self.typed_sources:
+                raise gr.Error("This public app loads models from its list, hf:// paths and uploads, not from URLs.")
+            return source
+        path = Path(source).expanduser().resolve()
+        if path in self.trusted_files:
+            return str(path)
+        if not self.typed_sources:
+            raise gr.Error("This public app loads models from its list, hf:// paths and uploads, not from local paths.")
+        if not any(path.is_relative_to(d) for d in self.allowed_dirs):
+            where = ", ".join(str(d) for d in self.allowed_dirs)
+            raise gr.Error(f"Local models are read only from {where}; start the app with --allow-dir to add a folder.")
+        return str(path)
+
+
+POLICY = SourcePolicy()
+
+
 def source_of(choice):
-    """A model picker value -> a load() source: catalog names map to their Hub path."""
+    """A model picker value -> a load() source: catalog names map to their source; typed
+    sources must pass the app's SourcePolicy."""
     choice = (choice or "").strip()
     for entry in CATALOG:
         if choice == entry["name"]:
             return entry["source"]
     if not choice:
         raise gr.Error("Choose a model first.")
-    return choice
+    return POLICY.check(choice)
+
+
+def uploaded_model(path):
+    """An uploaded checkpoint becomes the model choice (Gradio has already enforced the size limit)."""
+    if path:
+        POLICY.trusted_files.add(Path(path).resolve())
+    return path
 
 
 def default_model(device, hub_online):
@@ -132,7 +178,8 @@ def generate(model, seeds, psi, noise_mode, class_idx, translate_x, translate_y,
     """Faces from seeds: a gallery, a grid PNG with its recipe, and a link."""
     G = _model(model, progress)
     result = demos.generate(G, seeds, psi=psi, noise_mode=noise_mode, class_idx=_class(class_idx),
-                            translate=(translate_x, translate_y), rotate=rotate, max_images=MAX_IMAGES)
+                            translate=(translate_x, translate_y), rotate=rotate, max_images=MAX_IMAGES,
+                            max_memory=MEMORY_BUDGET)
     png = _save(result.grid, dict(result.recipe, output="grid"), "faces.png")
     link = _share_link("generate", model=model, seeds=seeds, psi=psi, noise=noise_mode, cls=class_idx)
     return result.images, png, png, link
@@ -145,7 +192,7 @@ def style_mix(model, row_seeds, col_seeds, preset, custom_layers, psi, class_idx
     G = _model(model, progress)
     layers = custom_layers if preset == "custom" else preset
     result = demos.style_mix(G, row_seeds, col_seeds, layers=layers, psi=psi, class_idx=_class(class_idx),
-                             max_images=MAX_IMAGES)
+                             max_images=MAX_IMAGES, max_memory=MEMORY_BUDGET)
     start, stop = result.extras["layers"]
     png = _save(result.grid, dict(result.recipe, output="grid"), "style-mixing.png")
     note = (f"Layers {start}-{stop - 1} ({G.synthesis.ws_resolutions[start]}² to "
@@ -161,7 +208,7 @@ def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Pr
     """What the noise inputs change: realisations, their standard deviation, noise on layer groups."""
     G = _model(model, progress)
     result = demos.noise_study(G, seed, num_samples=int(samples), layers=layers, strength=strength, psi=psi,
-                               class_idx=_class(class_idx), max_images=MAX_IMAGES)
+                               class_idx=_class(class_idx), max_images=MAX_IMAGES, max_memory=MEMORY_BUDGET)
     png = _save(result.grid, dict(result.recipe, output="grid"), "noise.png")
     heat = _save(result.extras["heatmap"], dict(result.recipe, output="heatmap"), "noise-std.png")
     comparison = list(zip(result.extras["comparison"], result.extras["comparison_labels"]))
@@ -178,7 +225,7 @@ def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progre
     out = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / "interpolation.mp4"
     path, recipe = demos.interpolation_video(
         G, seeds, out, frames_per_transition=int(frames), fps=fps, space=space, easing=easing, loop=loop, psi=psi,
-        class_idx=_class(class_idx), max_frames=MAX_FRAMES,
+        class_idx=_class(class_idx), max_frames=MAX_FRAMES, max_memory=MEMORY_BUDGET,
         progress=lambda done, total: progress(done / total, desc=f"frame {done} of {total}"))
     link = _share_link("video", model=model, seeds=seeds, frames=frames, fps=fps, space=space, easing=easing,
                        loop=int(loop), psi=psi, cls=class_idx)
@@ -194,11 +241,15 @@ def random_seed():
     return random.randint(0, 99_999)
 
 
-def build_app(model=None, device=None):
-    global STORE
+def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):
+    global STORE, POLICY, MEMORY_BUDGET
     STORE = ModelStore(device)
+    POLICY = policy or SourcePolicy()
+    MEMORY_BUDGET = memory_budget_mb * 2 ** 20
     hub_online = loading.hub_reachable()
     initial = model or default_model(STORE.device, hub_online)
+    if model and not model.startswith(("hf://", "http://", "https://")) and model not in (e["name"] for e in CATALOG):
+        POLICY.trusted_files.add(Path(model).expanduser().resolve())  # named by whoever launched the app
     choices = [e["name"] for e in CATALOG]
     with gr.Blocks(title="StyleGAN: see and play with style-based face generation") as app:
         gr.Markdown("# StyleGAN: style-based face generation\nEach face comes from a seed (a random vector z), "
@@ -310,7 +361,7 @@ def build_app(model=None, device=None):
                 v_run.click(video, v_inputs, [v_player, v_file, v_note], api_name="video")
 
         model_box.change(model_info, model_box, info, api_name="model_info")
-        upload.upload(lambda f: f, upload, model_box, api_name=False)
+        upload.upload(uploaded_model, upload, model_box, api_name=False)
 
         def restore(request: gr.Request):
             """Settings from the page's query string (?tab=mix&rows=1,2&...), then a first result."""
@@ -353,19 +404,38 @@ def _query_value(component, text):
     return text
 
 
-def main():
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for everyone)")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="also serve a public gradio.live link")
     parser.add_argument("--model", help="initial model: a catalog name, a path, hf://owner/repo/file.pkl or an https:// URL")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    args = parser.parse_args()
-    app = build_app(args.model, args.device)
+    parser.add_argument("--allow-dir", action="append", default=[], metavar="DIR",
+                        help="a folder typed model paths may read from, besides checkpoints/ (repeatable)")
+    parser.add_argument("--allow-typed-sources", action="store_true",
+                        help="with --share or on a Space, still accept typed local paths and URLs")
+    parser.add_argument("--max-upload-mb", type=int, default=DEFAULT_MAX_UPLOAD_MB, help="largest model upload")
+    parser.add_argument("--memory-budget-mb", type=int, default=DEFAULT_MEMORY_BUDGET_MB,
+                        help="refuse requests estimated to need more memory than this")
+    return parser.parse_args(argv)
+
+
+def launch_options(args):
+    """app.launch() arguments for the command line's settings."""
+    return dict(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[str(OUTPUT_DIR)],
+                max_file_size=f"{args.max_upload_mb}mb")
+
+
+def main():
+    args = parse_args()
+    public = args.share or bool(os.environ.get("SPACE_ID"))
+    policy = SourcePolicy(args.allow_dir, public=public, allow_typed=args.allow_typed_sources)
+    app = build_app(args.model, args.device, policy, args.memory_budget_mb)
     # One request at a time on a CPU (torch already uses every core); a few on a GPU.
     concurrency = 2 if STORE.device.type == "cuda" else 1
     app.queue(default_concurrency_limit=concurrency, max_size=32)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[str(OUTPUT_DIR)])
+    app.launch(**launch_options(args))
 
 
 if __name__ == "__main__":

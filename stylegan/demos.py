@@ -150,6 +150,38 @@ def check_batch_size(batch_size):
     return int(batch_size)
 
 
+def largest_feature_map(G):
+    """Elements of the largest feature map one image passes through, from the architecture."""
+    sizes = [G.img_channels * G.img_resolution ** 2]
+    for m in G.synthesis.modules():
+        weight = getattr(m, "weight", None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 4:
+            continue
+        if hasattr(m, "up_factor"):  # StyleGAN3: the activation runs on an up-sampled signal
+            side = (int(max(m.in_size)) + m.conv_kernel - 1) * m.up_factor
+            sizes.append(weight.shape[0] * side ** 2)
+        elif hasattr(m, "resolution"):
+            sizes.append(weight.shape[0] * (m.resolution + 2) ** 2)  # + the transposed convolution's overhang
+    return max(sizes)
+
+
+def estimate_memory(G, num_images, batch_size):
+    """Bytes a request needs at its peak, roughly: its finished images (float and 8-bit) and
+    a few live copies of the largest feature map for each image of one batch."""
+    finished = num_images * G.img_channels * G.img_resolution ** 2 * 5
+    return finished + min(batch_size, num_images) * largest_feature_map(G) * 4 * 5
+
+
+def check_memory(G, num_images, batch_size, max_memory):
+    if max_memory is None:
+        return
+    need = estimate_memory(G, num_images, batch_size)
+    if need > max_memory:
+        raise DemoError(f"This request would need about {need / 2 ** 30:.1f} GB of memory, more than the "
+                        f"{max_memory / 2 ** 30:.1f} GB allowed: ask for fewer images, a smaller batch or a "
+                        "smaller model.")
+
+
 def check_transform(translate, rotate):
     """(x, y) and degrees as plain floats."""
     try:
@@ -290,8 +322,9 @@ def input_transform(G, translate=(0, 0), rotate=0):
 # ----------------------------------------------------------------------------- 1. generate
 
 def generate(G, seeds, psi=1.0, truncation_cutoff=None, noise_mode="const", noise_seed=0, class_idx=None,
-             translate=(0.0, 0.0), rotate=0.0, batch_size=4, max_images=MAX_IMAGES):
-    """Faces from seeds: one image per seed, and a grid of them."""
+             translate=(0.0, 0.0), rotate=0.0, batch_size=4, max_images=MAX_IMAGES, max_memory=None):
+    """Faces from seeds: one image per seed, and a grid of them. max_memory: refuse requests
+    estimated to need more bytes (estimate_memory)."""
     seeds = parse_seeds(seeds, max_images)
     psi = check_psi(psi)
     truncation_cutoff = check_cutoff(G, truncation_cutoff)
@@ -300,6 +333,7 @@ def generate(G, seeds, psi=1.0, truncation_cutoff=None, noise_mode="const", nois
     class_idx = check_class(G, class_idx)
     batch_size = check_batch_size(batch_size)
     translate, rotate = check_transform(translate, rotate)
+    check_memory(G, len(seeds), batch_size, max_memory)
     ws = seeds_to_ws(G, seeds, psi, truncation_cutoff, class_idx)
     transform = input_transform(G, translate, rotate)
     images = to_pil(synthesize(G, ws, batch_size, noise_mode=noise_mode, noise_seed=noise_seed, **transform))
@@ -335,7 +369,7 @@ def mixing_presets(G):
 
 
 def style_mix(G, row_seeds, col_seeds, layers="coarse", psi=1.0, truncation_cutoff=None, noise_mode="const",
-              noise_seed=0, class_idx=None, batch_size=4, max_images=MAX_IMAGES):
+              noise_seed=0, class_idx=None, batch_size=4, max_images=MAX_IMAGES, max_memory=None):
     """The StyleGAN paper's Figure 3: each cell is its row's face with layers [start, stop) from its column's face.
 
     The grid has a header row (the column seeds' faces) and a header column (the row seeds'
@@ -358,6 +392,7 @@ def style_mix(G, row_seeds, col_seeds, layers="coarse", psi=1.0, truncation_cuto
     class_idx = check_class(G, class_idx)
     batch_size = check_batch_size(batch_size)
     unique = list(dict.fromkeys(row_seeds + col_seeds))
+    check_memory(G, len(unique) + len(row_seeds) * len(col_seeds), batch_size, max_memory)
     ws = dict(zip(unique, seeds_to_ws(G, unique, psi, truncation_cutoff, class_idx)))
     mixed = []
     for r in row_seeds:
@@ -410,7 +445,7 @@ def noise_strengths(G, layers, strength):
 
 
 def noise_study(G, seed, num_samples=8, layers="all", strength=1.0, psi=1.0, noise_seed=0, class_idx=None,
-                batch_size=4, max_images=MAX_IMAGES):
+                batch_size=4, max_images=MAX_IMAGES, max_memory=None):
     """What the per-layer noise changes (paper Figures 4-5), for one seed.
 
     images: num_samples faces that differ only in their noise realisation; std: the per-pixel
@@ -431,6 +466,7 @@ def noise_study(G, seed, num_samples=8, layers="all", strength=1.0, psi=1.0, noi
     class_idx = check_class(G, class_idx)
     batch_size = check_batch_size(batch_size)
     (start, stop), scales = noise_strengths(G, layers, strength)
+    check_memory(G, num_samples + 4, batch_size, max_memory)
     w = seeds_to_ws(G, [seed], psi, None, class_idx)
     noise_seeds = [noise_seed + k for k in range(num_samples)]
     # Padded batches: without noise, the samples are bit-equal and the deviation exactly zero.
@@ -500,7 +536,7 @@ def video_frame_count(num_seeds, frames_per_transition, loop):
 
 def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, space="z", easing="smooth", loop=True,
                         psi=0.7, noise_mode="const", class_idx=None, batch_size=4, max_frames=MAX_FRAMES,
-                        progress=None):
+                        progress=None, max_memory=None):
     """A walk through the faces of the keyframe seeds, written as MP4 (H.264, yuv420p) or GIF.
 
     Frames are rendered in batches and streamed to the writer; the file appears only when it
@@ -530,6 +566,7 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
     total = video_frame_count(len(seeds), frames_per_transition, loop)
     if total > max_frames:
         raise DemoError(f"That video would have {total} frames; at most {max_frames}: use fewer seeds or frames.")
+    check_memory(G, batch_size, batch_size, max_memory)  # frames are streamed to the file, a batch at a time
     out_path = Path(out_path)
     fmt = out_path.suffix.lower()
     if fmt not in (".mp4", ".gif"):

@@ -17,7 +17,7 @@ CONDITIONAL = str(REFERENCE / "sg2_32_cond10.pkl")
 
 @pytest.fixture(scope="module")
 def blocks():
-    return app.build_app(MODEL, "cpu")
+    return app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES]))
 
 
 def test_generate_handler(blocks):
@@ -77,7 +77,8 @@ def test_catalog_entries_are_loadable_sources():
     (lambda: app.generate(CONDITIONAL, "1", 0.7, "const", -1, 0, 0, 0), "conditional"),
     (lambda: app.generate(CONDITIONAL, "1", 0.7, "const", 12, 0, 0, 0), "classes 0 to 9"),
     (lambda: app.generate(MODEL, "1", 0.7, "const", -1, 0.5, 0, 0), "StyleGAN3"),
-    (lambda: app.generate("/no/such/model.pkl", "1", 0.7, "const", -1, 0, 0, 0), "no such checkpoint"),
+    (lambda: app.generate(str(FIXTURES / "no-such-model.pkl"), "1", 0.7, "const", -1, 0, 0, 0), "no such checkpoint"),
+    (lambda: app.generate("/etc/passwd", "1", 0.7, "const", -1, 0, 0, 0), "Local models are read only from"),
     (lambda: app.generate("", "1", 0.7, "const", -1, 0, 0, 0), "Choose a model"),
     (lambda: app.style_mix(MODEL, "1", "2", "custom", "5-99", 0.7, -1), "outside this model's layers"),
     (lambda: app.style_mix(MODEL, "1", "2", "custom", "banana", 0.7, -1), "not a layer range"),
@@ -115,7 +116,7 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def running_app():
-    blocks = app.build_app(MODEL, "cpu")
+    blocks = app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES]))
     blocks.queue(default_concurrency_limit=1)
     port = _free_port()
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
