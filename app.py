@@ -8,6 +8,7 @@ this file only describes the interface.
 
 import argparse
 import json
+import math
 import os
 import random
 import tempfile
@@ -394,13 +395,14 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
 
 def _query_value(component, text):
     """A query-string value as the component's type; a value that does not parse is ignored."""
-    try:
-        if isinstance(component, gr.Checkbox):
-            return text.lower() in ("1", "true", "yes")
-        if isinstance(component, (gr.Slider, gr.Number)):
-            return float(text)
-    except ValueError:
-        return gr.update()
+    if isinstance(component, gr.Checkbox):
+        return text.lower() in ("1", "true", "yes")
+    if isinstance(component, (gr.Slider, gr.Number)):
+        try:
+            value = float(text)
+        except ValueError:
+            return gr.update()
+        return value if math.isfinite(value) else gr.update()
     return text
 
 

@@ -23,6 +23,13 @@ class LoadError(Exception):
     """A checkpoint could not be loaded; the message is one sentence meant for people."""
 
 
+def brief(error, limit=160):
+    """An exception as one short line, for the end of a sentence (library messages can run to pages)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def default_device():
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -104,7 +111,7 @@ def download_from_hub(url):
     except huggingface_hub.errors.RevisionNotFoundError:
         raise LoadError(f"{url}: the repository has no revision {revision!r}.") from None
     except Exception as e:  # network failures come in many types; all mean the same to the user
-        raise LoadError(f"{url}: the download failed ({type(e).__name__}: {e}).") from None
+        raise LoadError(f"{url}: the download failed ({brief(e)}).") from None
 
 
 def url_cache_dir():
@@ -132,7 +139,7 @@ def download_url(url, timeout=30):
     except urllib.error.HTTPError as e:
         raise LoadError(f"{url}: the server answered {e.code} {e.reason}.") from None
     except Exception as e:  # connection refused, timeouts, broken transfers, a full disk
-        raise LoadError(f"{url}: the download failed ({type(e).__name__}: {e}).") from None
+        raise LoadError(f"{url}: the download failed ({brief(e)}).") from None
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -161,7 +168,7 @@ def read_checkpoint(path):
         raise LoadError(f"{path}: the file is not a readable checkpoint (it claims more memory than there is).") from None
     except Exception as e:
         raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt "
-                        f"({type(e).__name__}: {e}).") from None
+                        f"({brief(e)}).") from None
     if isinstance(data, tuple):
         try:
             return tf_checkpoints.from_tf_networks(data)
@@ -169,7 +176,7 @@ def read_checkpoint(path):
             raise LoadError(f"{path}: {e}") from None
         except Exception as e:
             raise LoadError(f"{path}: the TensorFlow network's records are malformed "
-                            f"({type(e).__name__}: {e}).") from None
+                            f"({brief(e)}).") from None
     generator = data.get("G_ema") if isinstance(data, dict) else data
     if not isinstance(generator, Record):
         raise LoadError(f"{path}: no generator found (expected a dict with 'G_ema', as NVIDIA's training writes).")
@@ -178,7 +185,7 @@ def read_checkpoint(path):
     except LoadError as e:
         raise LoadError(f"{path}: {e}") from None
     except Exception as e:
-        raise LoadError(f"{path}: the generator's records are malformed ({type(e).__name__}: {e}).") from None
+        raise LoadError(f"{path}: the generator's records are malformed ({brief(e)}).") from None
 
 
 def _generator_from_record(record):
