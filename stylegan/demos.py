@@ -10,6 +10,7 @@ import math
 import numbers
 import os
 import re
+import struct
 import tempfile
 import threading
 from collections import OrderedDict
@@ -595,11 +596,39 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
                         progress(i + 1, total)
         finally:
             writer.close()  # waits for ffmpeg, so that nothing writes the file after we remove it
+        if fmt == ".mp4" and not mp4_is_complete(tmp):
+            raise DemoError(f"Cannot write {out_path}: the video came out cut short (is the disk full?).")
         os.replace(tmp, out_path)
+    except OSError as e:  # a full disk, a file-size limit, a folder that went away
+        Path(tmp).unlink(missing_ok=True)
+        raise DemoError(f"Cannot write {out_path}: {e.strerror or e}.") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return out_path, recipe
+
+
+def mp4_is_complete(path):
+    """Whether the MP4's top-level boxes run exactly to the end of the file and include its index
+    (moov). imageio does not report ffmpeg's exit status, so a write that failed half-way (a
+    full disk) would otherwise pass for a video."""
+    size, pos, kinds = os.path.getsize(path), 0, set()
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            header = f.read(16)
+            if len(header) < 8:
+                return False
+            box_size, kind = struct.unpack(">I4s", header[:8])
+            if box_size == 1 and len(header) == 16:
+                box_size = struct.unpack(">Q", header[8:])[0]
+            elif box_size == 0:
+                box_size = size - pos
+            if box_size < 8:
+                return False
+            kinds.add(kind)
+            pos += box_size
+    return pos == size and {b"ftyp", b"moov", b"mdat"} <= kinds
 
 
 def _temporary_beside(path):

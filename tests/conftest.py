@@ -31,7 +31,7 @@ def fixtures_dir():
 def run_python(code_or_args, env=None, cwd=None, timeout=300):
     """Run python in a fresh process (for environment-dependent behaviour and the CLI)."""
     args = ["-c", code_or_args] if isinstance(code_or_args, str) else list(code_or_args)
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), **(env or {}))
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run([sys.executable, *args], env=full_env, cwd=cwd or ROOT, capture_output=True, text=True,
                           timeout=timeout)
 

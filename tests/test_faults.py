@@ -1,0 +1,78 @@
+"""Faults while serving: full disks, models switched under running requests."""
+
+import json
+import os
+import threading
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+import app
+from conftest import REFERENCE, ROOT, run_python
+from stylegan import demos
+
+# The disk fills up while a video is written: a file-size limit makes every write past it fail
+# (EFBIG), in Python and in the ffmpeg process alike.
+FULL_DISK = """
+import json, os, resource, signal, sys
+import torch
+from conftest import tiny_generator
+from stylegan import demos
+torch.set_num_threads(1)
+out = sys.argv[1]
+G = tiny_generator(resolution=64)
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (3000, 3000))
+try:
+    demos.interpolation_video(G, [1, 2, 3], out, frames_per_transition=10)
+    print(json.dumps({"error": None}))
+except demos.DemoError as e:
+    print(json.dumps({"error": str(e)}))
+"""
+
+
+@pytest.mark.parametrize("name", ["walk.mp4", "walk.gif"])
+def test_full_disk_during_a_video(tmp_path, name):
+    out = tmp_path / "videos" / name
+    out.parent.mkdir()
+    result = run_python(["-c", FULL_DISK, str(out)], env={"PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"})
+    assert result.returncode == 0, result.stderr
+    error = json.loads(result.stdout.strip().splitlines()[-1])["error"]
+    assert error and error.startswith(f"Cannot write {out}")
+    assert list(out.parent.iterdir()) == []  # nothing half-written left, visible or hidden
+
+
+def test_mp4_completeness_check(tmp_path):
+    from conftest import tiny_generator
+    path, _ = demos.interpolation_video(tiny_generator(), [1, 2], tmp_path / "walk.mp4", frames_per_transition=3)
+    assert demos.mp4_is_complete(path)
+    data = path.read_bytes()
+    for cut in (len(data) - 1, len(data) // 2, 8):
+        (tmp_path / "cut.mp4").write_bytes(data[:cut])
+        assert not demos.mp4_is_complete(tmp_path / "cut.mp4")
+
+
+def test_switching_models_does_not_change_running_requests(tmp_path, one_thread):
+    gray, colour = str(REFERENCE / "sg2_16_gray.pkl"), str(REFERENCE / "sg2_32_uncond.pkl")
+    app.build_app(colour, "cpu", app.SourcePolicy([REFERENCE]))
+    app.STORE.keep = 1  # the next model evicts the running request's model from the store
+    want = app.generate(gray, "0-3", 0.7, "const", -1, 0, 0, 0)[0]
+    started, results = threading.Event(), {}
+
+    def slow_video():
+        def progress(done, total):
+            started.set()
+        G = app.STORE.get(gray)
+        results["video"] = demos.interpolation_video(G, "0-3", tmp_path / "walk.mp4", frames_per_transition=10,
+                                                     progress=progress)[0]
+    thread = threading.Thread(target=slow_video)
+    thread.start()
+    assert started.wait(60)
+    app.generate(colour, "0", 0.7, "const", -1, 0, 0, 0)  # another visitor switches model meanwhile
+    thread.join()
+    assert app.STORE.models.keys() == {colour}
+    frames = iio.imread(results["video"])
+    assert frames.shape == (40, 16, 16, 3)  # the gray 16 px model's frames, not the colour 32 px one's
+    first = np.asarray(want[0].convert("RGB"), dtype=float)
+    assert np.abs(frames[0].astype(float) - first).mean() < 6  # and its face (seed 0), through H.264
