@@ -10,6 +10,7 @@ weights-only loader. Anything else is refused.
 import collections
 import io
 import pickle
+import warnings
 
 import numpy as np
 import torch
@@ -51,7 +52,9 @@ def _storage_from_bytes(data):
     # torch.storage._load_from_bytes: the bytes are a torch.save payload of one storage.
     if not isinstance(data, (bytes, bytearray)):
         raise pickle.UnpicklingError("tensor storage is not bytes")
-    storage = torch.load(io.BytesIO(data), weights_only=True, map_location="cpu")
+    with warnings.catch_warnings():  # a damaged payload's oddities are reported as our error, not as warnings
+        warnings.simplefilter("ignore")
+        storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
     if not isinstance(storage, (torch.UntypedStorage, torch.storage.TypedStorage)):
         raise pickle.UnpicklingError("tensor storage payload holds something else")
     return storage
@@ -78,7 +81,9 @@ def _numpy_reconstruct(subtype, shape, dtype):
 def _numpy_scalar(dtype, data=None):
     if not isinstance(dtype, np.dtype) or dtype.hasobject:
         raise pickle.UnpicklingError("numpy scalar of object type")
-    return np.frombuffer(data, dtype=dtype, count=1)[0]
+    if not isinstance(data, (bytes, bytearray)):
+        raise pickle.UnpicklingError("numpy scalar without its bytes")
+    return np.frombuffer(bytes(data), dtype=dtype, count=1)[0].copy()
 
 
 def _numpy_dtype(name, align=False, copy=False):
