@@ -7,6 +7,7 @@ this file only describes the interface.
 """
 
 import argparse
+import ctypes
 import json
 import math
 import os
@@ -132,6 +133,15 @@ def _model(choice, progress=None):
         raise gr.Error(str(e)) from None
 
 
+def _release_freed_memory():
+    """Give memory freed by a request back to the system. glibc keeps freed blocks of many
+    sizes in its heaps, so a server handling images of varying sizes would otherwise grow."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        pass
+
+
 def _user_errors(fn):
     """Demo and load errors become a gr.Error with their sentence; nothing else is swallowed."""
     def wrapper(*args, **kwargs):
@@ -139,6 +149,8 @@ def _user_errors(fn):
             return fn(*args, **kwargs)
         except (demos.DemoError, loading.LoadError) as e:
             raise gr.Error(str(e)) from None
+        finally:
+            _release_freed_memory()
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
