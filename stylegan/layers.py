@@ -115,7 +115,9 @@ def upsample2d(x, f, up=2):
 
 def frozen_cached(module, name, tensor, compute):
     """compute(tensor), kept on the module while the tensor is unchanged and needs no gradient:
-    weight-derived terms are then computed once per model instead of once per call."""
+    weight-derived terms are then computed once per model instead of once per call. The key is
+    the tensor's version counter, which in-place edits and load_state_dict advance; edits
+    through `.data` do not, so change frozen weights in place, not through `.data`."""
     if tensor.requires_grad and torch.is_grad_enabled():
         return compute(tensor)
     key = (tensor.data_ptr(), tensor._version, tensor.dtype, tensor.device)
