@@ -5,6 +5,7 @@ import os
 import socket
 import urllib.request
 import uuid
+from pathlib import Path
 
 import gradio as gr
 import pytest
@@ -18,8 +19,8 @@ MODEL = str(REFERENCE / "sg2_32_uncond.pkl")
 
 def test_private_app_reads_only_allowed_folders(tmp_path):
     policy = app.SourcePolicy([REFERENCE])
-    assert policy.check(MODEL) == MODEL
-    bundled = str(ROOT / "checkpoints" / "offline-faces-64.safetensors")
+    assert policy.check(MODEL) == str(Path(MODEL).resolve())  # the real file, links followed
+    bundled = str((ROOT / "checkpoints" / "offline-faces-64.safetensors").resolve())
     assert policy.check(bundled) == bundled  # checkpoints/ is always allowed
     escapes = ["/etc/passwd", str(REFERENCE / ".." / "hostile" / "malicious_exec.pkl"), str(tmp_path / "x.pkl"),
                "~/.ssh/id_rsa", os.path.relpath("/etc/hostname")]
@@ -42,7 +43,7 @@ def test_public_app_takes_no_typed_paths_or_urls():
     public.trusted_files.add(REFERENCE.joinpath("sg2_16_gray.pkl").resolve())  # as an upload does
     assert public.check(str(REFERENCE / "sg2_16_gray.pkl")).endswith("sg2_16_gray.pkl")
     trusting = app.SourcePolicy([REFERENCE], public=True, allow_typed=True)
-    assert trusting.check(MODEL) == MODEL and trusting.check("https://example.com/m.pkl")
+    assert trusting.check(MODEL) == str(Path(MODEL).resolve()) and trusting.check("https://example.com/m.pkl")
 
 
 def test_public_app_in_the_handlers():

@@ -3,6 +3,7 @@
 import json
 import os
 import threading
+from pathlib import Path
 
 import imageio.v3 as iio
 import numpy as np
@@ -71,7 +72,7 @@ def test_switching_models_does_not_change_running_requests(tmp_path, one_thread)
     assert started.wait(60)
     app.generate(colour, "0", 0.7, "const", -1, 0, 0, 0)  # another visitor switches model meanwhile
     thread.join()
-    assert app.STORE.models.keys() == {colour}
+    assert list(app.STORE.models) == [str(Path(colour).resolve())]
     frames = iio.imread(results["video"])
     assert frames.shape == (40, 16, 16, 3)  # the gray 16 px model's frames, not the colour 32 px one's
     first = np.asarray(want[0].convert("RGB"), dtype=float)
