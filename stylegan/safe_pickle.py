@@ -119,7 +119,10 @@ class RefusedGlobal(pickle.UnpicklingError):
         self.qualname = f"{module}.{name}"
 
 
-class _SafeUnpickler(pickle.Unpickler):
+class _SafeUnpickler(pickle._Unpickler):
+    # The pure-Python unpickler: the C one sizes its memo table by an index read from the file,
+    # so four damaged bytes made it allocate 21 GB (found by tests/test_hostile_input.py's fuzzer).
+    # The time of a load goes into the tensor storages, so this costs little.
     def find_class(self, module, name):
         try:
             return ALLOWED_GLOBALS[(module, name)]

@@ -18,7 +18,7 @@ from PIL import Image, PngImagePlugin
 
 import app
 import stylegan
-from conftest import FIXTURES, REFERENCE, tiny_generator
+from conftest import FIXTURES, REFERENCE, run_python, tiny_generator
 from stylegan import demos
 
 SEED_TEXT = st.one_of(st.text(max_size=40), st.text(alphabet="0123456789-,.; :x", max_size=40),
@@ -134,6 +134,35 @@ def test_mutated_checkpoints_load_or_are_refused(tmp_path, monkeypatch, one_thre
     monkeypatch.setenv("STYLEGAN_PWN_MARKER", str(tmp_path / "pwned"))
     loaded, refused = fuzz(300, tmp_path)
     assert loaded + refused == 300 and refused > 0
+
+
+PEAK_MEMORY_OF_LOAD = """
+import resource, sys
+# Capped, an unprotected loader fails this test with a MemoryError instead of taking the machine down.
+resource.setrlimit(resource.RLIMIT_AS, (8 * 2 ** 30, 8 * 2 ** 30))
+import stylegan
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    stylegan.load(sys.argv[1], device="cpu")
+except stylegan.LoadError:
+    pass
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+@pytest.mark.parametrize("payload", [
+    # PROTO 4, None, LONG_BINPUT into memo slot 2**27: the C unpickler sizes its memo table by that number.
+    b"\x80\x04N" + b"r" + (2 ** 27).to_bytes(4, "little") + b".",
+    # BINBYTES8 claiming a terabyte in a file of a few bytes: refused with LoadError, not a MemoryError.
+    b"\x80\x04" + b"\x8e" + (2 ** 40).to_bytes(8, "little") + b"abc",
+], ids=["memo-index", "bytes-length"])
+def test_small_damaged_files_take_little_memory(tmp_path, payload):
+    """Found by the fuzzer: four changed bytes made loading a checkpoint allocate 21 GB."""
+    bomb = tmp_path / "bomb.pkl"
+    bomb.write_bytes(payload)
+    result = run_python(["-c", PEAK_MEMORY_OF_LOAD, str(bomb)])
+    assert result.returncode == 0, result.stderr[-500:]
+    assert int(result.stdout.split()[-1]) < 100  # MB more than after import
 
 
 if __name__ == "__main__":  # the long run: python tests/test_hostile_input.py 5000
