@@ -12,8 +12,10 @@ import json
 import math
 import os
 import random
+import shutil
 import tempfile
 import threading
+import time
 import urllib.parse
 from collections import OrderedDict
 from pathlib import Path
@@ -32,7 +34,11 @@ MAX_FRAMES = 600
 DEFAULT_MEMORY_BUDGET_MB = 4096  # what one request may use; a request estimated above it is refused
 MEMORY_BUDGET = DEFAULT_MEMORY_BUDGET_MB * 2 ** 20
 DEFAULT_MAX_UPLOAD_MB = 1024  # NVIDIA's largest generators are pickles of about 380 MB
+# Every event that runs a model shares this concurrency group: Gradio's limit is per event otherwise,
+# so the four tabs would compute at once, each with all cores and its own share of memory.
+COMPUTE = "model"
 OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="stylegan-app-"))
+OUTPUT_MAX_AGE = 3600  # seconds a result stays downloadable (Gradio's own copies are kept as long)
 
 
 class ModelStore:
@@ -156,8 +162,21 @@ def _user_errors(fn):
     return wrapper
 
 
+def _output_folder():
+    """A new folder for one request's files. Folders older than OUTPUT_MAX_AGE go on the way, so
+    that an app that runs for months does not fill its disk."""
+    now = time.time()
+    try:
+        for old in os.scandir(OUTPUT_DIR):
+            if now - old.stat().st_mtime > OUTPUT_MAX_AGE:
+                shutil.rmtree(old.path, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=OUTPUT_DIR))
+    except OSError as e:
+        raise gr.Error(f"The app cannot write its results ({e.strerror}); please try again later.") from None
+
+
 def _save(image, recipe, name):
-    path = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / name
+    path = _output_folder() / name
     return str(demos.save_png(image, path, recipe))
 
 
@@ -235,7 +254,7 @@ def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Pr
 def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progress=gr.Progress(track_tqdm=True)):
     """A smooth walk through the keyframe seeds' faces, as MP4."""
     G = _model(model, progress)
-    out = Path(tempfile.mkdtemp(dir=OUTPUT_DIR)) / "interpolation.mp4"
+    out = _output_folder() / "interpolation.mp4"
     path, recipe = demos.interpolation_video(
         G, seeds, out, frames_per_transition=int(frames), fps=fps, space=space, easing=easing, loop=loop, psi=psi,
         class_idx=_class(class_idx), max_frames=MAX_FRAMES, max_memory=MEMORY_BUDGET,
@@ -264,7 +283,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
     if model and not model.startswith(("hf://", "http://", "https://")) and model not in (e["name"] for e in CATALOG):
         POLICY.trusted_files.add(Path(model).expanduser().resolve())  # named by whoever launched the app
     choices = [e["name"] for e in CATALOG]
-    with gr.Blocks(title="StyleGAN: see and play with style-based face generation") as app:
+    with gr.Blocks(title="StyleGAN: see and play with style-based face generation",
+                   delete_cache=(OUTPUT_MAX_AGE, OUTPUT_MAX_AGE)) as app:
         gr.Markdown("# StyleGAN: style-based face generation\nEach face comes from a seed (a random vector z), "
                     "mapped to styles w that control the generator layer by layer: coarse layers set pose and face "
                     "shape, middle ones features, fine ones colour and micro-detail.")
@@ -301,7 +321,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 gr.Examples([["0-7", 0.7, "const"], ["85, 100, 2021, 7", 0.5, "const"], ["0-3", 1.0, "random"]],
                             [g_seeds, g_psi, g_noise])
                 g_random.click(random_seeds, None, g_seeds, api_name=False)
-                g_run.click(generate, g_inputs, g_outputs, api_name="generate")
+                g_run.click(generate, g_inputs, g_outputs, api_name="generate", concurrency_id=COMPUTE)
 
             with gr.Tab("Style mixing", id="mix"):
                 gr.Markdown("Rows are faces whose styles are replaced, in a range of layers, by those of the column "
@@ -323,7 +343,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 gr.Examples([["1, 2, 3", "4, 5, 6, 7", "coarse"], ["1, 2, 3", "4, 5, 6, 7", "middle"],
                              ["1, 2, 3", "4, 5, 6, 7", "fine"]], [m_rows, m_cols, m_preset])
                 m_random.click(lambda: (random_seeds(3), random_seeds(4)), None, [m_rows, m_cols], api_name=False)
-                m_run.click(style_mix, m_inputs, [m_grid, m_file, m_note], api_name="style_mix")
+                m_run.click(style_mix, m_inputs, [m_grid, m_file, m_note], api_name="style_mix",
+                            concurrency_id=COMPUTE)
 
             with gr.Tab("Noise", id="noise"):
                 gr.Markdown("Besides its styles, each layer gets random per-pixel noise. Changing only the noise "
@@ -348,7 +369,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 n_inputs = [model_box, n_seed, n_samples, n_layers, n_strength, n_psi, class_idx]
                 gr.Examples([[1, 8, "all"], [1, 8, "fine"], [1, 8, "coarse"]], [n_seed, n_samples, n_layers])
                 n_random.click(random_seed, None, n_seed, api_name=False)
-                n_run.click(noise, n_inputs, [n_gallery, n_heat, n_compare, n_file, n_note], api_name="noise")
+                n_run.click(noise, n_inputs, [n_gallery, n_heat, n_compare, n_file, n_note], api_name="noise",
+                            concurrency_id=COMPUTE)
 
             with gr.Tab("Interpolation video", id="video"):
                 gr.Markdown("A smooth walk from face to face. In **Z** the path follows a great circle of the "
@@ -371,9 +393,9 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 v_inputs = [model_box, v_seeds, v_frames, v_fps, v_space, v_easing, v_loop, v_psi, class_idx]
                 gr.Examples([["1, 2, 3", 24, "w"], ["10, 20, 30, 40", 12, "z"]], [v_seeds, v_frames, v_space])
                 v_random.click(lambda: ", ".join(str(random_seed()) for _ in range(3)), None, v_seeds, api_name=False)
-                v_run.click(video, v_inputs, [v_player, v_file, v_note], api_name="video")
+                v_run.click(video, v_inputs, [v_player, v_file, v_note], api_name="video", concurrency_id=COMPUTE)
 
-        model_box.change(model_info, model_box, info, api_name="model_info")
+        model_box.change(model_info, model_box, info, api_name="model_info", concurrency_id=COMPUTE)
         upload.upload(uploaded_model, upload, model_box, api_name=False)
 
         def restore(request: gr.Request):
@@ -400,9 +422,15 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                                             m_preset, m_layers, m_psi, n_seed, n_samples, n_layers, n_strength,
                                             n_psi, v_seeds, v_frames, v_fps, v_space, v_easing, v_loop, v_psi],
                             api_name=False)
-        restored.then(model_info, model_box, info, api_name=False).then(
-            generate, g_inputs, g_outputs, api_name=False)
+        restored.then(model_info, model_box, info, api_name=False, concurrency_id=COMPUTE).then(
+            generate, g_inputs, g_outputs, api_name=False, concurrency_id=COMPUTE)
     return app
+
+
+def queue(app):
+    """One model request at a time on a CPU (torch already uses every core), two on a GPU; at most
+    32 waiting, beyond which visitors are told the app is busy."""
+    app.queue(default_concurrency_limit=2 if STORE.device.type == "cuda" else 1, max_size=32)
 
 
 def _query_value(component, text):
@@ -446,9 +474,7 @@ def main():
     public = args.share or bool(os.environ.get("SPACE_ID"))
     policy = SourcePolicy(args.allow_dir, public=public, allow_typed=args.allow_typed_sources)
     app = build_app(args.model, args.device, policy, args.memory_budget_mb)
-    # One request at a time on a CPU (torch already uses every core); a few on a GPU.
-    concurrency = 2 if STORE.device.type == "cuda" else 1
-    app.queue(default_concurrency_limit=concurrency, max_size=32)
+    queue(app)
     app.launch(**launch_options(args))
 
 

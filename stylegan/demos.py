@@ -259,7 +259,7 @@ def model_recipe(G):
     return {"model": getattr(G, "source", None), "model_sha256": getattr(G, "sha256", None)}
 
 
-WS_CACHE_SIZE = 4096  # mapped seeds kept per generator: an app asks for the same seeds again and again
+WS_CACHE_SIZE = 1024  # mapped seeds kept per generator (36 KB each at 1024 px): apps ask for the same seeds again
 _WS_CACHE_LOCK = threading.Lock()
 
 

@@ -1,6 +1,8 @@
 """The app's handlers, and every API endpoint of a running app through gradio_client."""
 
 import socket
+import threading
+import time
 
 import gradio as gr
 import imageio.v3 as iio
@@ -117,7 +119,7 @@ def _free_port():
 @pytest.fixture(scope="module")
 def running_app():
     blocks = app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES]))
-    blocks.queue(default_concurrency_limit=1)
+    app.queue(blocks)
     port = _free_port()
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     yield f"http://127.0.0.1:{port}"
@@ -146,3 +148,38 @@ def test_every_endpoint_through_gradio_client(running_app):
 
     with pytest.raises(Exception, match="is not a seed"):
         client.predict(MODEL, "seven", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+
+
+def test_one_model_request_at_a_time_on_a_cpu(running_app):
+    """Requests from different tabs wait for each other: on a CPU each already uses every core, and
+    the memory budget is per request (Gradio's concurrency limit alone is per event)."""
+    from gradio_client import Client
+    G = app.STORE.get(MODEL)
+    running = most = 0
+    lock = threading.Lock()
+
+    def enter(module, args):
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)  # time for a request of another tab to overlap, were it let through
+
+    def leave(module, args, output):
+        nonlocal running
+        with lock:
+            running -= 1
+
+    hooks = [G.synthesis.register_forward_pre_hook(enter), G.synthesis.register_forward_hook(leave)]
+    try:
+        client = Client(running_app, verbose=False)
+        jobs = [client.submit(MODEL, "0-7", 0.7, "random", -1, 0, 0, 0, api_name="/generate"),
+                client.submit(MODEL, "1, 2", "3, 4", "coarse", "", 0.7, -1, api_name="/style_mix"),
+                client.submit(MODEL, 1, 4, "all", 1, 0.7, -1, api_name="/noise"),
+                client.submit(MODEL, "1, 2", 8, 10, "w", "linear", True, 0.7, -1, api_name="/video")]
+        for job in jobs:
+            job.result(timeout=120)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert most == 1

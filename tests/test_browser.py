@@ -24,7 +24,7 @@ pytestmark = pytest.mark.skipif(not (shutil.which(CHROMIUM) and shutil.which(CHR
 @pytest.fixture(scope="module")
 def url():
     blocks = app.build_app(MODEL, "cpu", app.SourcePolicy([REFERENCE]))
-    blocks.queue(default_concurrency_limit=1)
+    app.queue(blocks)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

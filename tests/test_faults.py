@@ -77,3 +77,19 @@ def test_switching_models_does_not_change_running_requests(tmp_path, one_thread)
     assert frames.shape == (40, 16, 16, 3)  # the gray 16 px model's frames, not the colour 32 px one's
     first = np.asarray(want[0].convert("RGB"), dtype=float)
     assert np.abs(frames[0].astype(float) - first).mean() < 6  # and its face (seed 0), through H.264
+
+
+def test_old_results_are_removed_and_an_unwritable_output_folder_is_a_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    old, recent = tmp_path / "old", tmp_path / "recent"
+    for folder in (old, recent):
+        folder.mkdir()
+        (folder / "grid.png").write_bytes(b"png")
+    two_hours_ago = os.path.getmtime(recent) - 2 * app.OUTPUT_MAX_AGE
+    os.utime(old, (two_hours_ago, two_hours_ago))
+    new = app._output_folder()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["recent", new.name])
+
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path / "gone")
+    with pytest.raises(app.gr.Error, match="cannot write its results"):
+        app._output_folder()

@@ -1,5 +1,6 @@
 """hf:// sources go through the real huggingface_hub download path, against a local stand-in Hub."""
 
+import hashlib
 import json
 
 import pytest
@@ -55,15 +56,31 @@ def test_missing_file(tmp_path):
     assert "missing.pkl" in result["error"] and "\n" not in result["error"]
 
 
-def test_truncated_download(tmp_path, checkpoint_bytes):
+def test_download_that_breaks_off_is_retried(tmp_path, checkpoint_bytes):
+    """The connection drops a third of the way in, twice: huggingface_hub retries (from a byte range
+    once it has a chunk, from the start before), and the model loaded is the whole file."""
+    key = "someone/faces/gray.pkl"
+    with HubServer({key: checkpoint_bytes}, drops={key: 2}) as hub:
+        result = hub_load("hf://" + key, hub.url, tmp_path)
+    assert result["ok"], result
+    assert result["sha256"] == hashlib.sha256(checkpoint_bytes).hexdigest()
+    assert len(hub.ranges) == 3  # two broken GETs, one whole
+
+
+def test_download_that_keeps_breaking_off(tmp_path, checkpoint_bytes):
+    """Every attempt breaks off: one clear sentence, and the partial file is never loaded, now or later."""
     key = "someone/faces/gray.pkl"
     with HubServer({key: checkpoint_bytes}, truncate={key}) as hub:
         result = hub_load("hf://" + key, hub.url, tmp_path)
+        endpoint = hub.url
     assert not result["ok"]
-    assert "download failed" in result["error"] or "not a readable checkpoint" in result["error"]
-    # Nothing half-downloaded is left in the cache as a finished file.
-    finished = [p for p in tmp_path.rglob("gray.pkl")]
-    assert not finished
+    assert "download failed" in result["error"] and "\n" not in result["error"]
+    assert len(hub.ranges) > 1  # it did retry
+    # Nothing half-downloaded is left in the cache as a finished file ...
+    assert not list(tmp_path.rglob("gray.pkl"))
+    # ... so with the Hub gone, the partial bytes are not taken for the model either.
+    later = hub_load("hf://" + key, endpoint, tmp_path)
+    assert not later["ok"] and "not in the local cache" in later["error"]
 
 
 def test_unreachable_hub_without_cache(tmp_path):
