@@ -7,6 +7,7 @@ this file only describes the interface.
 """
 
 import argparse
+import contextlib
 import ctypes
 import json
 import math
@@ -250,18 +251,39 @@ def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Pr
     return result.images, heat, comparison, png, note + "  \n" + link
 
 
-@_user_errors
 def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progress=gr.Progress(track_tqdm=True)):
-    """A smooth walk through the keyframe seeds' faces, as MP4."""
-    G = _model(model, progress)
-    out = _output_folder() / "interpolation.mp4"
-    path, recipe = demos.interpolation_video(
-        G, seeds, out, frames_per_transition=int(frames), fps=fps, space=space, easing=easing, loop=loop, psi=psi,
-        class_idx=_class(class_idx), max_frames=MAX_FRAMES, max_memory=MEMORY_BUDGET,
-        progress=lambda done, total: progress(done / total, desc=f"frame {done} of {total}"))
+    """A smooth walk through the keyframe seeds' faces, as MP4.
+
+    A generator, so that a cancelled request (the visitor left or pressed stop) ends at the next
+    batch of frames: Gradio closes it there, and the video's steps remove their unfinished file.
+    """
+    folder = None
+    try:
+        G = _model(model, progress)
+        folder = _output_folder()
+        steps = demos.interpolation_video_steps(
+            G, seeds, folder / "interpolation.mp4", frames_per_transition=int(frames), fps=fps, space=space,
+            easing=easing, loop=loop, psi=psi, class_idx=_class(class_idx), max_frames=MAX_FRAMES,
+            max_memory=MEMORY_BUDGET)
+        with contextlib.closing(steps):
+            while True:
+                try:
+                    done, total = next(steps)
+                except StopIteration as finished:
+                    path, recipe = finished.value
+                    break
+                progress(done / total, desc=f"frame {done} of {total}")
+                yield gr.skip(), gr.skip(), gr.skip()
+        folder = None  # finished: the video stays for download
+    except (demos.DemoError, loading.LoadError) as e:
+        raise gr.Error(str(e)) from None
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        _release_freed_memory()
     link = _share_link("video", model=model, seeds=seeds, frames=frames, fps=fps, space=space, easing=easing,
                        loop=int(loop), psi=psi, cls=class_idx)
-    return str(path), str(path), f"{recipe['frames']} frames at {fps} fps.  \n" + link
+    yield str(path), str(path), f"{recipe['frames']} frames at {fps} fps.  \n" + link
 
 
 def random_seeds(count=8):

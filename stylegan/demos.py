@@ -544,8 +544,24 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
     is complete. With loop, the walk returns to the first seed and has transitions x frames
     frames; without, it has one more (it ends on the last seed). progress(done, total) is
     called after every batch. In a GIF, Pillow merges identical consecutive frames into one
-    longer frame (the timing is kept).
+    longer frame (the timing is kept). Returns (path, recipe).
     """
+    steps = interpolation_video_steps(G, seeds, out_path, frames_per_transition, fps, space, easing, loop, psi,
+                                      noise_mode, class_idx, batch_size, max_frames, max_memory)
+    while True:
+        try:
+            done, total = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress is not None:
+            progress(done, total)
+
+
+def interpolation_video_steps(G, seeds, out_path, frames_per_transition=30, fps=30, space="z", easing="smooth",
+                              loop=True, psi=0.7, noise_mode="const", class_idx=None, batch_size=4,
+                              max_frames=MAX_FRAMES, max_memory=None):
+    """interpolation_video as a generator: yields (frames done, total) after every batch and returns
+    (path, recipe). Closed early (a cancelled request), it stops and removes its unfinished file."""
     import imageio.v2 as imageio
 
     seeds = parse_seeds(seeds, max_frames)
@@ -592,8 +608,7 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
                     for frame in to_pil(frames):
                         writer.append_data(np.asarray(frame.convert("RGB")))
                     pending = []
-                    if progress is not None:
-                        progress(i + 1, total)
+                    yield i + 1, total
         finally:
             writer.close()  # waits for ffmpeg, so that nothing writes the file after we remove it
         if fmt == ".mp4" and not mp4_is_complete(tmp):
@@ -602,7 +617,7 @@ def interpolation_video(G, seeds, out_path, frames_per_transition=30, fps=30, sp
     except OSError as e:  # a full disk, a file-size limit, a folder that went away
         Path(tmp).unlink(missing_ok=True)
         raise DemoError(f"Cannot write {out_path}: {e.strerror or e}.") from None
-    except BaseException:
+    except BaseException:  # also GeneratorExit, when a cancelled request closes the steps
         Path(tmp).unlink(missing_ok=True)
         raise
     return out_path, recipe

@@ -46,7 +46,8 @@ def test_noise_handler(blocks):
 
 
 def test_video_handler(blocks):
-    player, download, note = app.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1)
+    *progress, (player, download, note) = app.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1)
+    assert len(progress) == 1  # one batch of four frames
     assert iio.imread(player).shape[0] == 4 and note.startswith("4 frames")
 
 
@@ -88,8 +89,8 @@ def test_catalog_entries_are_loadable_sources():
     (lambda: app.style_mix(MODEL, "0-7", "0-7", "coarse", "", 0.7, -1), "at most 32"),
     (lambda: app.noise(MODEL, -1, 4, "all", 1.0, 0.7, -1), "out of range"),
     (lambda: app.noise(MODEL, 1, 4, "all", -2, 0.7, -1), "strength"),
-    (lambda: app.video(MODEL, "1", 10, 10, "w", "smooth", True, 0.7, -1), "at least two"),
-    (lambda: app.video(MODEL, "1, 2, 3", 400, 10, "w", "smooth", True, 0.7, -1), "at most 600"),
+    (lambda: list(app.video(MODEL, "1", 10, 10, "w", "smooth", True, 0.7, -1)), "at least two"),
+    (lambda: list(app.video(MODEL, "1, 2, 3", 400, 10, "w", "smooth", True, 0.7, -1)), "at most 600"),
 ])
 def test_bad_input_gives_a_sentence(blocks, call, message):
     with pytest.raises(gr.Error) as e:

@@ -62,7 +62,7 @@ def test_memory_budget_refuses_before_running():
     with pytest.raises(gr.Error, match=r"would need about .* GB of memory, more than the 0.0 GB allowed"):
         app.generate(MODEL, "0-31", 0.7, "const", -1, 0, 0, 0)
     with pytest.raises(gr.Error, match="GB of memory"):
-        app.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1)
+        list(app.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1))
     app.generate(MODEL, "0", 0.7, "const", -1, 0, 0, 0)  # a small request still runs
     # A 1024 px StyleGAN2 (no weights needed to estimate): 32 faces at batch 4 fit the default budget.
     with __import__("torch").device("meta"):

@@ -2,7 +2,9 @@
 
 import json
 import os
+import socket
 import threading
+import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -93,3 +95,39 @@ def test_old_results_are_removed_and_an_unwritable_output_folder_is_a_sentence(t
     monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path / "gone")
     with pytest.raises(app.gr.Error, match="cannot write its results"):
         app._output_folder()
+
+
+def test_cancelled_video_stops_and_leaves_no_files(tmp_path, monkeypatch, one_thread):
+    from gradio_client import Client
+    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    model = str(REFERENCE / "sg2_32_uncond.pkl")
+    blocks = app.build_app(model, "cpu", app.SourcePolicy([REFERENCE]))
+    G = app.STORE.get(model)
+    batches = []
+
+    def slow_batch(module, args):  # a video long enough to cancel halfway
+        batches.append(time.monotonic())
+        time.sleep(0.05)
+
+    hook = G.synthesis.register_forward_pre_hook(slow_batch)
+    app.queue(blocks)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
+        job = client.submit(model, "1, 2, 3, 4, 5", 120, 24, "w", "linear", True, 0.7, -1,
+                            api_name="/video")  # 600 frames: 150 batches
+        deadline = time.monotonic() + 60
+        while len(batches) < 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert list(tmp_path.rglob(".interpolation*.mp4*"))  # the unfinished video, while rendering
+        job.cancel()
+        while time.monotonic() < deadline and time.monotonic() - batches[-1] < 2:
+            time.sleep(0.1)  # until no batch has started for two seconds
+        assert len(batches) < 100  # it stopped early ...
+        assert list(tmp_path.rglob("*")) == []  # ... and removed its unfinished file and folder
+    finally:
+        hook.remove()
+        blocks.close()
