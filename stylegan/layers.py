@@ -19,16 +19,40 @@ def normalize_2nd_moment(x, eps=1e-8):
 
 
 def bias_act(x, b=None, lrelu_slope=None, gain=1.0, clamp=None):
-    """x + b (per channel, dim 1), then leaky ReLU if a slope is given, times gain, clamped."""
+    """x + b (per channel, dim 1), then leaky ReLU if a slope is given, times gain, clamped.
+
+    Without autograd the steps overwrite x (every caller passes a temporary of its own): on a
+    CPU, a new tensor of tens of MB costs more in page faults than the arithmetic. With autograd
+    each step makes a new tensor, as the backward pass needs them.
+    """
     if b is not None:
-        x = x + b.reshape([1, -1] + [1] * (x.ndim - 2)).to(x.dtype)
+        b = b.reshape([1, -1] + [1] * (x.ndim - 2)).to(x.dtype)
+    if torch.is_grad_enabled():
+        if b is not None:
+            x = x + b
+        if lrelu_slope is not None:
+            x = F.leaky_relu(x, lrelu_slope)
+        if gain != 1:
+            x = x * gain
+        return x if clamp is None else x.clamp(-clamp, clamp)
+    if b is not None:
+        x.add_(b)
     if lrelu_slope is not None:
-        x = F.leaky_relu(x, lrelu_slope)
+        F.leaky_relu_(x, lrelu_slope)
     if gain != 1:
-        x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return x
+        x.mul_(gain)
+    return x if clamp is None else x.clamp_(-clamp, clamp)
+
+
+def scale_add(x, scale=None, addend=None):
+    """x * scale + addend (either may be None); overwrites x when autograd is off, as bias_act does."""
+    if torch.is_grad_enabled():
+        if scale is not None:
+            x = x * scale
+        return x if addend is None else x + addend
+    if scale is not None:
+        x.mul_(scale)
+    return x if addend is None else x.add_(addend)
 
 
 def upfirdn2d(x, f, up=1, down=1, padding=(0, 0, 0, 0), gain=1.0):
@@ -100,10 +124,15 @@ def _resample_axis(x, f, up, down, pad0, pad1, dim):
         if down > 1:
             x = x[:, :, :, ::down] if dim == 3 else x[:, :, ::down, :]
         return x
-    x = F.pad(x, [max(pad0, 0), max(pad1, 0), 0, 0] if dim == 3 else [0, 0, max(pad0, 0), max(pad1, 0)])
-    x = x.narrow(dim, max(-pad0, 0), x.shape[dim] - max(-pad0, 0) - max(-pad1, 0))
-    stride = (1, down) if dim == 3 else (down, 1)
-    return F.conv2d(x, kernel.flip(dim), stride=stride, groups=c)
+    # Zero padding common to both ends is left to the convolution, which needs no padded copy.
+    common = max(min(pad0, pad1), 0)
+    pad0, pad1 = pad0 - common, pad1 - common
+    if pad0 > 0 or pad1 > 0:
+        x = F.pad(x, [max(pad0, 0), max(pad1, 0), 0, 0] if dim == 3 else [0, 0, max(pad0, 0), max(pad1, 0)])
+    if pad0 < 0 or pad1 < 0:
+        x = x.narrow(dim, max(-pad0, 0), x.shape[dim] - max(-pad0, 0) - max(-pad1, 0))
+    stride, conv_padding = ((1, down), (0, common)) if dim == 3 else ((down, 1), (common, 0))
+    return F.conv2d(x, kernel.flip(dim), stride=stride, groups=c, padding=conv_padding)
 
 
 def upsample2d(x, f, up=2):

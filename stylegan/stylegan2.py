@@ -16,7 +16,7 @@ from torch import nn
 
 from . import layers
 from .layers import (LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, fir_filter_2d, frozen_cached,
-                     noise_generators, random_noise, upfirdn2d, upsample2d)
+                     noise_generators, random_noise, scale_add, upfirdn2d, upsample2d)
 
 
 def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, up=1, resample_filter=None, noise=None,
@@ -52,11 +52,8 @@ def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, up=1, resamp
         p0 = padding + (fw + up - 1) // 2 - (kw - 1)
         p1 = padding + (fw - up) // 2 - (kw - up)
         x = upfirdn2d(x, resample_filter, padding=(p0, p1, p0, p1), gain=up ** 2)
-    if demodulate:
-        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
-    if noise is not None:
-        x = x + noise.to(x.dtype)
-    return x
+    return scale_add(x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1) if demodulate else None,
+                     None if noise is None else noise.to(x.dtype))
 
 
 def conv_layout(weight, up):

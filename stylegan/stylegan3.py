@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import layers
-from .layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, upfirdn2d
+from .layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, scale_add, upfirdn2d
 
 
 def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, input_gain=None):
@@ -30,10 +30,12 @@ def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, input_gain=N
     if input_gain is not None:
         styles = styles * input_gain
     x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+    if x.device.type == "cpu":
+        # The resampling filters leave some layers' outputs channels-first; oneDNN's convolution
+        # (the 1x1 ones of config R above all) is several times faster channels-last.
+        x = x.contiguous(memory_format=torch.channels_last)
     x = F.conv2d(x, weight.to(x.dtype), padding=padding)
-    if demodulate:
-        x = x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
-    return x
+    return scale_add(x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1) if demodulate else None)
 
 
 def kaiser_beta(numtaps, width):
