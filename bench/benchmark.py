@@ -5,13 +5,18 @@
 Random weights in NVIDIA's published configurations (speed does not depend on the values).
 GFLOP/s counts 2 x the multiply-adds of the convolutions, the resampling filters and the
 modulation, from the architecture (printed per configuration); the roof is one large 3x3
-convolution through PyTorch, the most this processor gives a convolution.
+convolution through PyTorch, the most this processor gives a convolution. On a shared machine
+the roof is measured again right before each configuration, and each row's share is of that
+roof. Also printed: the GFLOP/s of plain 3x3 convolutions shaped like the high-resolution
+layers (what bounds a configuration), and the peak memory of one 1024 px image, measured in a
+fresh process (its peak resident set, VmHWM).
 """
 
 import argparse
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -85,11 +90,45 @@ def timed(fn, repeats, warmup=1):
     return statistics.median(times)
 
 
-def conv_roof(repeats):
-    x = torch.randn(8, 256, 64, 64)
-    w = torch.randn(256, 256, 3, 3)
+def conv_gflops(batch, channels, size, repeats):
+    """GFLOP/s of a plain 3x3 convolution, channels-last (the layout the generators use on CPU)."""
+    x = torch.randn(batch, channels, size, size).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels, 3, 3)
     seconds = timed(lambda: F.conv2d(x, w, padding=1), repeats)
-    return 2 * 8 * 64 * 64 * 256 * 256 * 9 / seconds / 1e9
+    return 2 * batch * size * size * channels * channels * 9 / seconds / 1e9
+
+
+def conv_roof(repeats):
+    return conv_gflops(8, 256, 64, repeats)
+
+
+LAYER_SHAPES = [(512, 32), (256, 64), (128, 128), (64, 256), (32, 512)]  # (channels, size) of 1024 px layers
+PEAK_MEMORY_CODE = """
+import sys, torch
+sys.path.insert(0, {bench!r})
+import benchmark
+G = benchmark.build({name!r})
+ws = G.mapping(torch.randn(1, G.z_dim), None)
+print(benchmark.memory_kib("VmRSS"))
+with torch.inference_mode():
+    G.synthesis(ws, noise_mode="const")
+print(benchmark.memory_kib("VmHWM"))
+"""
+
+
+def memory_kib(field):
+    """This process's resident memory (VmRSS) or its peak (VmHWM), from /proc. Not ru_maxrss: a
+    child process inherits its parent's maximum through fork and exec."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split(field + ":")[1].split()[0])
+
+
+def peak_memory(name):
+    """(MB resident before synthesis: Python, torch and the model; MB peak with one image), in a fresh process."""
+    code = PEAK_MEMORY_CODE.format(bench=str(Path(__file__).resolve().parent), name=name)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    before, peak = (int(v) / 1024 for v in out.split())
+    return round(before), round(peak)
 
 
 def main():
@@ -106,26 +145,38 @@ def main():
     torch.set_grad_enabled(False)
     roof = conv_roof(args.repeats)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
-    print(f"roof: 3x3 convolution, 256 channels, 64x64, batch 8: {roof:.0f} GFLOP/s\n")
-    print(f"{'config':10} {'GFLOP/img':>9} {'batch':>5} {'img/s':>7} {'ms/img':>8} {'GFLOP/s':>8} {'of roof':>7}")
+    print(f"roof: 3x3 convolution, 256 channels, 64x64, batch 8: {roof:.0f} GFLOP/s")
+    layer_rates = {f"{c}ch@{s}": round(conv_gflops(1, c, s, args.repeats), 1) for c, s in LAYER_SHAPES}
+    print("3x3 convolutions shaped like layers (batch 1, GFLOP/s): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in layer_rates.items()) + "\n")
+    print(f"{'config':10} {'GFLOP/img':>9} {'batch':>5} {'img/s':>7} {'ms/img':>8} {'GFLOP/s':>8} {'roof':>5} {'of roof':>7}")
     rows = []
     for name in args.configs:
         G = build(name)
         gflop = 2 * count_macs(G) / 1e9
         for batch in args.batches:
+            local_roof = conv_roof(args.repeats)
             ws = G.mapping(torch.randn(batch, G.z_dim), None)
-            seconds = timed(lambda: G.synthesis(ws, noise_mode="const"), args.repeats)
+            with torch.inference_mode():
+                seconds = timed(lambda: G.synthesis(ws, noise_mode="const"), args.repeats)
             per_image = seconds / batch
             row = dict(config=name, batch=batch, gflop_per_image=round(gflop, 2), images_per_s=round(1 / per_image, 3),
                        ms_per_image=round(1000 * per_image, 1), gflops=round(gflop / per_image, 1),
-                       fraction_of_roof=round(gflop / per_image / roof, 3))
+                       roof_gflops=round(local_roof, 1), fraction_of_roof=round(gflop / per_image / local_roof, 3))
             rows.append(row)
             print(f"{name:10} {gflop:9.1f} {batch:5d} {row['images_per_s']:7.2f} {row['ms_per_image']:8.0f} "
-                  f"{row['gflops']:8.1f} {100 * row['fraction_of_roof']:6.0f}%", flush=True)
+                  f"{row['gflops']:8.1f} {local_roof:5.0f} {100 * row['fraction_of_roof']:6.0f}%", flush=True)
+    memory = None
+    if "sg2-1024" in args.configs:
+        before, peak = peak_memory("sg2-1024")
+        memory = dict(config="sg2-1024", batch=1, resident_before_mb=before, peak_mb=peak)
+        print(f"\npeak memory, one 1024 px image (fresh process): {peak} MB ({before} MB before synthesis: "
+              "Python, torch and the model)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"roof_gflops": round(roof, 1), "torch": torch.__version__,
-                                               "threads": torch.get_num_threads(), "results": rows}, indent=1) + "\n")
+                                               "threads": torch.get_num_threads(), "layer_conv_gflops": layer_rates,
+                                               "peak_memory": memory, "results": rows}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

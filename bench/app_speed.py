@@ -1,0 +1,102 @@
+"""The demos' speed as people meet it, with a 256 px StyleGAN2 (FFHQ configuration, random weights).
+
+    python bench/app_speed.py [--json bench/app_speed.json]
+
+- time from starting `python app.py --model MODEL.safetensors` to the first image returned by its
+  /generate endpoint (one seed), and the time of a second image (the model now warm);
+- the interpolation video's frames per second (rendering and MP4 encoding), batches of 1, 4 and 8.
+Wall-clock times from one run each; on a shared machine repeat and compare.
+"""
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+import benchmark  # noqa: E402
+from stylegan import demos, loading  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_first_image(model_path, timeout=600):
+    """Seconds from starting app.py to its server answering, to the first image, and for a second image."""
+    from gradio_client import Client
+
+    port = free_port()
+    start = time.perf_counter()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--model", str(model_path)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"app.py exited with status {server.returncode}")
+            if time.perf_counter() - start > timeout:
+                raise RuntimeError("app.py did not start in time")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                break
+            except Exception:  # not listening yet
+                time.sleep(0.2)
+        ready = time.perf_counter() - start
+        client.predict(str(model_path), "1", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+        first = time.perf_counter() - start
+        t = time.perf_counter()
+        client.predict(str(model_path), "2", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+        second = time.perf_counter() - t
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return ready, first, second
+
+
+def video_fps(G, out_dir, batch_size, frames_per_transition=8, seeds=(1, 2, 3)):
+    path = Path(out_dir) / f"walk-{batch_size}.mp4"
+    start = time.perf_counter()
+    _, recipe = demos.interpolation_video(G, list(seeds), path, frames_per_transition=frames_per_transition,
+                                          batch_size=batch_size)
+    return recipe["frames"] / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", default="bench/app_speed.json")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        model_path = Path(tmp) / "sg2-256-random.safetensors"
+        loading.save_safetensors(benchmark.build("sg2-256"), model_path)
+        ready, first, second = app_first_image(model_path)
+        print(f"app.py with a 256 px StyleGAN2: server answering after {ready:.1f} s, first image after {first:.1f} s; "
+              f"a second image takes {second:.2f} s")
+        G = loading.load(str(model_path), device="cpu")
+        video_fps(G, tmp, 4, frames_per_transition=2)  # warm-up
+        rates = {b: video_fps(G, tmp, b) for b in (1, 4, 8)}
+        print("interpolation video at 256 px (render + encode), frames per second: "
+              + ", ".join(f"batch {b}: {r:.1f}" for b, r in rates.items()))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps({
+            "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "app_server_ready_s": round(ready, 2), "app_first_image_s": round(first, 2),
+            "app_second_image_s": round(second, 3), "video_fps_256": {str(b): round(r, 2) for b, r in rates.items()},
+        }, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
