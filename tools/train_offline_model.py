@@ -80,15 +80,6 @@ class Discriminator(nn.Module):
     def forward(self, x):
         return self.score(self.features(x).flatten(1))
 
-    def feature_maps(self, x):
-        """The activations after each down-sampling block: a learned perceptual space."""
-        maps = []
-        for i, layer in enumerate(self.features):
-            x = layer(x)
-            if i % 4 == 3:
-                maps.append(x)
-        return maps
-
 
 def student_config(tiny):
     if tiny:
@@ -104,11 +95,6 @@ def multiscale_l1(a, b):
         loss = loss + (a - b).abs().mean()
         a, b = F.avg_pool2d(a, 2), F.avg_pool2d(b, 2)
     return loss
-
-
-def feature_distance(D, a, b):
-    """Mean L1 distance between D's feature maps of two batches of images, paired by index."""
-    return sum((fa - fb).abs().mean() for fa, fb in zip(D.feature_maps(a), D.feature_maps(b)))
 
 
 def mixed_ws(G, z, prob=0.5):
@@ -140,9 +126,6 @@ def main():
     parser.add_argument("--save-minutes", type=float, default=5)
     parser.add_argument("--adv-weight", type=float, default=0.02)
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the pixel L1 distillation")
-    parser.add_argument("--feature-weight", type=float, default=0.0,
-                        help="weight of the distillation in the critic's feature space")
-    parser.add_argument("--d-lr", type=float, default=2e-4)
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
@@ -162,7 +145,7 @@ def main():
     D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.0, 0.99))
     # The critic has plain (not equalised) weights: a lower learning rate keeps it stable.
-    opt_d = torch.optim.Adam(D.parameters(), lr=args.d_lr, betas=(0.0, 0.99))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.99))
     for layer in G.synthesis.noise_layers:
         layer.noise_strength.data.fill_(0.05)  # start with a little noise, so it gets used
     progress = {"step": 0, "images": 0, "seconds": 0.0, "curve": []}
@@ -192,8 +175,7 @@ def main():
                                 "rng": torch.get_rng_state()})
 
     phases = progress.setdefault("phases", [])
-    weights = {"adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
-               "feature_weight": args.feature_weight, "d_lr": args.d_lr}
+    weights = {"adv_weight": args.adv_weight, "distill_weight": args.distill_weight}
     if not phases or any(phases[-1].get(k, v) != v for k, v in weights.items()):
         phases.append({"from_images": progress["images"], **weights, "threads": args.threads})
     start = last_save = last_print = time.time()
@@ -208,13 +190,10 @@ def main():
         # Generator: distillation + adversarial (style mixing), both with random noise. Distilled
         # with constant noise alone, a model learned to tell that one noise image apart and gave
         # its blurry distillation faces in const mode (SWD 121 vs 25 with random noise).
-        student = G(z, None, noise_mode="random")
-        distill = multiscale_l1(student, real)
+        distill = multiscale_l1(G(z, None, noise_mode="random"), real)
         fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
         adversarial = F.softplus(-D(fake)).mean()
         g_loss = args.distill_weight * distill + args.adv_weight * adversarial
-        if args.feature_weight:
-            g_loss = g_loss + args.feature_weight * feature_distance(D, student, real)
         if not torch.isfinite(g_loss):
             sys.exit(f"training diverged at step {step}; the last saved state is in {state_path}")
         opt_g.zero_grad(set_to_none=True)
