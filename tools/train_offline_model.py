@@ -175,8 +175,9 @@ def main():
                                 "rng": torch.get_rng_state()})
 
     phases = progress.setdefault("phases", [])
-    weights = {"adv_weight": args.adv_weight, "distill_weight": args.distill_weight}
-    if not phases or any(phases[-1].get(k, v) != v for k, v in weights.items()):
+    weights = {"adv_weight": args.adv_weight, "distill_weight": args.distill_weight, "distill_noise": "random"}
+    recorded_before = {"distill_weight": 1.0, "distill_noise": "const"}  # phases written before these keys
+    if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in weights.items()):
         phases.append({"from_images": progress["images"], **weights, "threads": args.threads})
     start = last_save = last_print = time.time()
     seconds_before = progress["seconds"]
