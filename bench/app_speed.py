@@ -10,9 +10,6 @@ Wall-clock times from one run each; on a shared machine repeat and compare.
 
 import argparse
 import json
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,36 +21,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import benchmark  # noqa: E402
+from load_app import free_port, start_app  # noqa: E402
 from stylegan import demos, loading  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def app_first_image(model_path, timeout=600):
-    """Seconds from starting app.py to its server answering, to the first image, and for a second image."""
+def app_first_image(model_path):
+    """Seconds from starting app.py to its server listening, to the first image, and for a second image."""
     from gradio_client import Client
 
     port = free_port()
     start = time.perf_counter()
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--model", str(model_path)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = start_app(port, model_path)
     try:
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"app.py exited with status {server.returncode}")
-            if time.perf_counter() - start > timeout:
-                raise RuntimeError("app.py did not start in time")
-            try:
-                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-                break
-            except Exception:  # not listening yet
-                time.sleep(0.2)
         ready = time.perf_counter() - start
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         client.predict(str(model_path), "1", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
         first = time.perf_counter() - start
         t = time.perf_counter()

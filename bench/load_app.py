@@ -57,10 +57,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_app(port):
+def start_app(port, model=MODEL):
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
     log = tempfile.TemporaryFile()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--model", MODEL],
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--model", str(model)],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
