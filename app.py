@@ -298,6 +298,8 @@ def random_seed():
 def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):
     global STORE, POLICY, MEMORY_BUDGET
     STORE = ModelStore(device)
+    if STORE.device.type == "cpu":
+        stylegan.reuse_freed_memory()  # now, before Gradio's worker threads start (see its docstring)
     POLICY = policy or SourcePolicy()
     MEMORY_BUDGET = memory_budget_mb * 2 ** 20
     hub_online = loading.hub_reachable()

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import stylegan  # noqa: E402
 from stylegan import stylegan2, stylegan3  # noqa: E402
 
 CONFIGS = {
@@ -107,6 +108,8 @@ PEAK_MEMORY_CODE = """
 import sys, torch
 sys.path.insert(0, {bench!r})
 import benchmark
+if {reuse!r}:
+    benchmark.stylegan.reuse_freed_memory()
 G = benchmark.build({name!r})
 ws = G.mapping(torch.randn(1, G.z_dim), None)
 print(benchmark.memory_kib("VmRSS"))
@@ -123,9 +126,9 @@ def memory_kib(field):
     return int(status.split(field + ":")[1].split()[0])
 
 
-def peak_memory(name):
+def peak_memory(name, reuse):
     """(MB resident before synthesis: Python, torch and the model; MB peak with one image), in a fresh process."""
-    code = PEAK_MEMORY_CODE.format(bench=str(Path(__file__).resolve().parent), name=name)
+    code = PEAK_MEMORY_CODE.format(bench=str(Path(__file__).resolve().parent), name=name, reuse=reuse)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     before, peak = (int(v) / 1024 for v in out.split())
     return round(before), round(peak)
@@ -138,13 +141,17 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="batch 1 and 1 repeat only")
     parser.add_argument("--json", default="bench/results.json")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc as it is, to measure what stylegan.reuse_freed_memory() gains")
     args = parser.parse_args()
     if args.quick:
         args.batches, args.repeats = [1], 1
 
     torch.set_grad_enabled(False)
+    reuse = not args.default_malloc and stylegan.reuse_freed_memory()  # as stylegan.load() does on a CPU
     roof = conv_roof(args.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, "
+          f"freed memory {'reused' if reuse else 'returned to the system'}")
     print(f"roof: 3x3 convolution, 256 channels, 64x64, batch 8: {roof:.0f} GFLOP/s")
     layer_rates = {f"{c}ch@{s}": round(conv_gflops(1, c, s, args.repeats), 1) for c, s in LAYER_SHAPES}
     print("3x3 convolutions shaped like layers (batch 1, GFLOP/s): "
@@ -168,14 +175,15 @@ def main():
                   f"{row['gflops']:8.1f} {local_roof:5.0f} {100 * row['fraction_of_roof']:6.0f}%", flush=True)
     memory = None
     if "sg2-1024" in args.configs:
-        before, peak = peak_memory("sg2-1024")
+        before, peak = peak_memory("sg2-1024", reuse)
         memory = dict(config="sg2-1024", batch=1, resident_before_mb=before, peak_mb=peak)
         print(f"\npeak memory, one 1024 px image (fresh process): {peak} MB ({before} MB before synthesis: "
               "Python, torch and the model)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps({"roof_gflops": round(roof, 1), "torch": torch.__version__,
-                                               "threads": torch.get_num_threads(), "layer_conv_gflops": layer_rates,
+                                               "threads": torch.get_num_threads(), "freed_memory_reused": reuse,
+                                               "layer_conv_gflops": layer_rates,
                                                "peak_memory": memory, "results": rows}, indent=1) + "\n")
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .loading import LoadError, default_device, load, save_safetensors
+from .loading import LoadError, default_device, load, reuse_freed_memory, save_safetensors
 
 
 def seed_to_z(seed, z_dim):
@@ -10,4 +10,4 @@ def seed_to_z(seed, z_dim):
     return np.random.RandomState(seed).randn(z_dim).astype(np.float32)
 
 
-__all__ = ["LoadError", "default_device", "load", "save_safetensors", "seed_to_z"]
+__all__ = ["LoadError", "default_device", "load", "reuse_freed_memory", "save_safetensors", "seed_to_z"]
