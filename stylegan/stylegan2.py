@@ -25,7 +25,8 @@ def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, up=1, resamp
 
     Done as one ordinary convolution on style-scaled inputs, with demodulation applied to the
     outputs: the same result as a per-image weight, with one large convolution instead of a
-    grouped one. weight_square_sums and conv_weight (the weight in the layout the convolution
+    grouped one. A single image convolves with its own weight when that is smaller than its
+    feature map. weight_square_sums and conv_weight (the weight in the layout the convolution
     takes, see conv_layout) may be passed in when they are already known.
     """
     n = x.shape[0]
@@ -40,9 +41,15 @@ def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, up=1, resamp
         if weight_square_sums is None:
             weight_square_sums = weight.square().sum(dim=[2, 3])
         dcoefs = (styles.square() @ weight_square_sums.t() + 1e-8).rsqrt()
-    w = conv_weight if conv_weight is not None and x.dtype == torch.float32 else conv_layout(weight.to(x.dtype), up)
-    styles = styles.to(x.dtype)
-    x = x * styles.reshape(n, -1, 1, 1)
+    if n == 1 and x.numel() > weight.numel():
+        # One image with a feature map larger than the weight: modulating and demodulating the
+        # weight spares two passes over the feature map (and a copy of it).
+        scale = styles.reshape(1, -1, 1, 1) * (dcoefs.reshape(-1, 1, 1, 1) if demodulate else 1)
+        w = conv_layout((weight * scale).to(x.dtype), up)
+        demodulate = False
+    else:
+        w = conv_weight if conv_weight is not None and x.dtype == torch.float32 else conv_layout(weight.to(x.dtype), up)
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
     if up == 1:
         x = F.conv2d(x, w, padding=padding)
     else:

@@ -43,7 +43,8 @@ def test_random_noise_with_seed_repeats(G, z):
         single = G.synthesis(ws[1:2], noise_mode="random", noise_seed=7)
     assert torch.equal(a, b)
     assert (a - c).abs().max() > 1e-3
-    assert torch.allclose(single, a[1:2], atol=1e-5)  # an image's noise does not depend on its batch
+    # An image's noise does not depend on its batch; alone, it convolves with its own modulated weight.
+    assert torch.allclose(single, a[1:2], atol=1e-5)
 
 
 def test_cpu_batches_in_parts_give_the_whole_batch_result(G, z):
