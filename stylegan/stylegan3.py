@@ -220,6 +220,10 @@ class SynthesisNetwork(nn.Module):
         self.ws_resolutions = [int(sizes[0])] + [int(getattr(self, n).out_size[0]) for n in self.layer_names]
         self.noise_layers = []  # StyleGAN3 has no noise inputs
         self.has_noise = False
+        # Images synthesised at once on a CPU: at most this many image pixels. The layers work at up to
+        # four times the image's pixels, and alone an image of config R took 4.3 s against 7.7 s in a
+        # batch of 8.
+        self.cpu_batch_pixels = 256 ** 2
 
     def forward(self, ws, transform=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32. Noise arguments are ignored.
@@ -228,6 +232,10 @@ class SynthesisNetwork(nn.Module):
         for this call only; by default the `input.transform` buffer, as in NVIDIA's code."""
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], not {list(ws.shape)}")
+        n = ws.shape[0]
+        step = max(self.cpu_batch_pixels // self.img_resolution ** 2, 1) if ws.device.type == "cpu" else n
+        if n > step:
+            return torch.cat([self(ws[i:i + step], transform) for i in range(0, n, step)])
         ws = ws.to(torch.float32).unbind(dim=1)
         x = self.input(ws[0], transform)
         for name, w in zip(self.layer_names, ws[1:]):

@@ -61,6 +61,17 @@ def test_cpu_batches_in_parts_give_the_whole_batch_result(G, z):
         assert torch.allclose(parts[mode], whole[mode], atol=1e-5)  # each image keeps its own noise seed
 
 
+def test_stylegan3_cpu_batches_in_parts_give_the_whole_batch_result():
+    G = stylegan.load(REFERENCE / "sg3r_32.pkl", device="cpu")
+    ws = G.mapping(torch.from_numpy(np.stack([stylegan.seed_to_z(s, G.z_dim) for s in (1, 2, 3)])), None)
+    with torch.no_grad():
+        whole = G.synthesis(ws)
+        G.synthesis.cpu_batch_pixels = 32 ** 2  # one image at a time
+        parts = G.synthesis(ws)
+    assert parts.shape == (3, 3, 32, 32)
+    assert torch.allclose(parts, whole, atol=1e-5)
+
+
 def test_noise_strength_per_layer(G, z):
     ws = G.mapping(z, None)
     n = len(G.synthesis.noise_layers)

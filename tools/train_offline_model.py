@@ -125,6 +125,7 @@ def main():
     parser.add_argument("--max-steps", type=int, default=10 ** 9, help="total steps (over all runs)")
     parser.add_argument("--save-minutes", type=float, default=5)
     parser.add_argument("--adv-weight", type=float, default=0.02)
+    parser.add_argument("--g-lr", type=float, default=2e-3, help="the generator's learning rate")
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the pixel L1 distillation")
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
@@ -143,7 +144,7 @@ def main():
     G = stylegan2.Generator(**config)
     G_ema = stylegan2.Generator(**config).requires_grad_(False)
     D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
-    opt_g = torch.optim.Adam(G.parameters(), lr=2e-3, betas=(0.0, 0.99))
+    opt_g = torch.optim.Adam(G.parameters(), lr=args.g_lr, betas=(0.0, 0.99))
     # The critic has plain (not equalised) weights: a lower learning rate keeps it stable.
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.99))
     for layer in G.synthesis.noise_layers:
@@ -165,6 +166,8 @@ def main():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(saved[key])
+        for group in opt_g.param_groups:
+            group["lr"] = args.g_lr  # the saved state's rate would otherwise override the option
         progress = saved["progress"]
         torch.set_rng_state(saved["rng"])
         print(f"resumed at step {progress['step']} ({progress['images']} images)", flush=True)
@@ -175,8 +178,9 @@ def main():
                                 "rng": torch.get_rng_state()})
 
     phases = progress.setdefault("phases", [])
-    weights = {"adv_weight": args.adv_weight, "distill_weight": args.distill_weight, "distill_noise": "random"}
-    recorded_before = {"distill_weight": 1.0, "distill_noise": "const"}  # phases written before these keys
+    weights = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
+               "distill_noise": "random"}
+    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const"}  # phases written before these keys
     if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in weights.items()):
         phases.append({"from_images": progress["images"], **weights, "threads": args.threads})
     start = last_save = last_print = time.time()
