@@ -242,6 +242,16 @@ class MappingNetwork(nn.Module):
         return ws
 
 
+def images_at_once(ws, img_resolution, cpu_batch_pixels):
+    """How many images a synthesis network computes at once: all of them, except on a CPU,
+    where memory traffic rather than arithmetic makes large batches of large images slower per
+    image (StyleGAN2 at 1024 px: a third slower in a batch of 8 than alone; StyleGAN3-R at
+    256 px: 7.7 s against 4.3 s). There, at most cpu_batch_pixels image pixels at once."""
+    if ws.device.type != "cpu":
+        return ws.shape[0]
+    return max(cpu_batch_pixels // img_resolution ** 2, 1)
+
+
 def noise_generators(noise_seed, batch_size):
     """One CPU random generator per image, so an image's noise does not depend on its batch."""
     if noise_seed is None:

@@ -16,7 +16,7 @@ from torch import nn
 
 from . import layers
 from .layers import (LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, fir_filter_2d, frozen_cached,
-                     noise_generators, random_noise, scale_add, upfirdn2d, upsample2d)
+                     images_at_once, noise_generators, random_noise, scale_add, upfirdn2d, upsample2d)
 
 
 def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, up=1, resample_filter=None, noise=None,
@@ -215,7 +215,7 @@ class SynthesisNetwork(nn.Module):
         # w i drives conv layer i (resolution 4, 8, 8, 16, 16, ...); the last one drives the final toRGB.
         self.ws_resolutions = [layer.resolution for layer in self.noise_layers] + [img_resolution]
         self.has_noise = use_noise
-        self.cpu_batch_pixels = 2 * 512 ** 2  # the most pixels per image times images synthesised at once on a CPU
+        self.cpu_batch_pixels = 2 * 512 ** 2  # see layers.images_at_once
 
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
@@ -229,9 +229,7 @@ class SynthesisNetwork(nn.Module):
         scales = np.broadcast_to(np.asarray(noise_strength, dtype=np.float64), [len(self.noise_layers)]).tolist()
         n = ws.shape[0]
         generators = noise_generators(noise_seed, n) if noise_mode == "random" else None
-        # On a CPU, memory traffic rather than arithmetic bounds large batches of large images (a
-        # 1024 px image takes a third longer in a batch of 8 than alone): do a few at a time.
-        step = max(self.cpu_batch_pixels // self.img_resolution ** 2, 1) if ws.device.type == "cpu" else n
+        step = images_at_once(ws, self.img_resolution, self.cpu_batch_pixels)
         if n <= step:
             return self.synthesize(ws, noise_mode, scales, generators)
         return torch.cat([self.synthesize(ws[i:i + step], noise_mode, scales, generators and generators[i:i + step])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import layers
-from .layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, scale_add, upfirdn2d
+from .layers import LRELU_GAIN, FullyConnectedLayer, MappingNetwork, bias_act, images_at_once, scale_add, upfirdn2d
 
 
 def modulated_conv2d(x, weight, styles, demodulate=True, padding=0, input_gain=None):
@@ -220,9 +220,8 @@ class SynthesisNetwork(nn.Module):
         self.ws_resolutions = [int(sizes[0])] + [int(getattr(self, n).out_size[0]) for n in self.layer_names]
         self.noise_layers = []  # StyleGAN3 has no noise inputs
         self.has_noise = False
-        # Images synthesised at once on a CPU: at most this many image pixels. The layers work at up to
-        # four times the image's pixels, and alone an image of config R took 4.3 s against 7.7 s in a
-        # batch of 8.
+        # Its layers work at up to four times the image's pixels: one 256 px image at a time on a
+        # CPU (see layers.images_at_once).
         self.cpu_batch_pixels = 256 ** 2
 
     def forward(self, ws, transform=None, **unused):
@@ -233,7 +232,7 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], not {list(ws.shape)}")
         n = ws.shape[0]
-        step = max(self.cpu_batch_pixels // self.img_resolution ** 2, 1) if ws.device.type == "cpu" else n
+        step = images_at_once(ws, self.img_resolution, self.cpu_batch_pixels)
         if n > step:
             return torch.cat([self(ws[i:i + step], transform) for i in range(0, n, step)])
         ws = ws.to(torch.float32).unbind(dim=1)
