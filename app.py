@@ -8,7 +8,6 @@ this file only describes the interface.
 
 import argparse
 import contextlib
-import ctypes
 import json
 import math
 import os
@@ -140,15 +139,6 @@ def _model(choice, progress=None):
         raise gr.Error(str(e)) from None
 
 
-def _release_freed_memory():
-    """Give memory freed by a request back to the system. glibc keeps freed blocks of many
-    sizes in its heaps, so a server handling images of varying sizes would otherwise grow."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
-        pass
-
-
 def _user_errors(fn):
     """Demo and load errors become a gr.Error with their sentence; nothing else is swallowed."""
     def wrapper(*args, **kwargs):
@@ -157,7 +147,7 @@ def _user_errors(fn):
         except (demos.DemoError, loading.LoadError) as e:
             raise gr.Error(str(e)) from None
         finally:
-            _release_freed_memory()
+            loading.release_freed_memory()  # after each request
     wrapper.__name__ = fn.__name__
     wrapper.__doc__ = fn.__doc__
     return wrapper
@@ -280,7 +270,7 @@ def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progre
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
-        _release_freed_memory()
+        loading.release_freed_memory()  # after each request
     link = _share_link("video", model=model, seeds=seeds, frames=frames, fps=fps, space=space, easing=easing,
                        loop=int(loop), psi=psi, cls=class_idx)
     yield str(path), str(path), f"{recipe['frames']} frames at {fps} fps.  \n" + link

@@ -1,6 +1,7 @@
 """stylegan.load(): NVIDIA pickles (read safely), our safetensors files, and hf:// Hub paths."""
 
 import ctypes
+import functools
 import hashlib
 import json
 import os
@@ -40,6 +41,14 @@ def default_device():
     return torch.device("cpu")
 
 
+@functools.cache  # platform.libc_ver() reads the Python executable
+def _glibc():
+    """The C library when it is glibc (whose malloc the two functions below tune), else None."""
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    return ctypes.CDLL(None)
+
+
 def reuse_freed_memory():
     """Keep freed memory in this process for the next allocation instead of handing it back to
     the system (Linux with glibc; elsewhere nothing changes). Returns whether it did.
@@ -49,9 +58,9 @@ def reuse_freed_memory():
     every layer pays page faults and zeroing: 1.6 GB of them per 1024 px image, about a quarter
     of its time. The price of reusing: the resident memory stays near its peak.
     """
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+    libc = _glibc()
+    if libc is None:
         return False
-    libc = ctypes.CDLL(None)
     m_trim_threshold, m_mmap_max, m_arena_max = -1, -4, -8  # from glibc's malloc.h
     libc.mallopt(m_mmap_max, 0)  # large blocks come from the heap, where freed ones are reused,
     libc.mallopt(m_trim_threshold, 2 ** 31 - 1)  # which is not shrunk,
@@ -59,6 +68,15 @@ def reuse_freed_memory():
     # blocks larger than 64 MB and would map them afresh after all.
     libc.mallopt(m_arena_max, 1)
     return True
+
+
+def release_freed_memory():
+    """Give freed memory back to the system now (glibc's malloc_trim; elsewhere nothing). The app
+    does this after each request: a server handling images of varying sizes would otherwise
+    keep the memory of its largest request."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
 
 
 def load(source=None, device=None):
