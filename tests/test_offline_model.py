@@ -76,3 +76,25 @@ def test_noise_mode_changes_details_not_faces(G):
     assert same_seed < 0.3 * between_seeds, (same_seed, between_seeds)
     spread_ratio = const.std(axis=(0, 1, 2)) / random.std(axis=(0, 1, 2))
     assert np.all((spread_ratio > 0.85) & (spread_ratio < 1.15)), spread_ratio
+
+
+def test_training_from_a_model_with_another_mapping_rate_keeps_its_images(tmp_path):
+    """--init rescales the stored mapping weights when the learning-rate multiplier changes."""
+    common = ["tools/train_offline_model.py", "--tiny", "--teacher", "random", "--batch", "4", "--swd-images", "32",
+              "--threads", "1", "--max-steps", "2"]
+    first = run_python([*common, "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "a.safetensors"),
+                        "--mapping-lr-mult", "0.01"])
+    assert first.returncode == 0, first.stderr
+    # Started from the first model at its own step count: no training steps, only the conversion.
+    second = run_python([*common, "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.safetensors"),
+                         "--init", str(tmp_path / "a.safetensors"), "--mapping-lr-mult", "1"])
+    assert second.returncode == 0, second.stderr
+    a, b = (stylegan.load(tmp_path / f"{name}.safetensors", device="cpu") for name in "ab")
+    assert (a.config["mapping_kwargs"]["lr_multiplier"], b.config["mapping_kwargs"]["lr_multiplier"]) == (0.01, 1)
+    z = torch.randn(4, a.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(a(z, None, noise_mode="none"), b(z, None, noise_mode="none"), atol=1e-4)
+    # Resuming a saved state with another multiplier would silently change the model: refused.
+    mixed = run_python([*common, "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "c.safetensors"),
+                        "--mapping-lr-mult", "1"])
+    assert mixed.returncode != 0 and "another configuration" in mixed.stderr

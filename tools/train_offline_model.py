@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stylegan  # noqa: E402
 from stylegan import stylegan2  # noqa: E402
+from stylegan.layers import FullyConnectedLayer  # noqa: E402
 from swd import swd  # noqa: E402
 
 TEACHER_Z = 100
@@ -81,12 +82,25 @@ class Discriminator(nn.Module):
         return self.score(self.features(x).flatten(1))
 
 
-def student_config(tiny):
+def student_config(tiny, mapping_lr_mult):
+    mapping = {"num_layers": 2 if tiny else 4, "lr_multiplier": mapping_lr_mult}
     if tiny:
         return dict(z_dim=TEACHER_Z, c_dim=0, w_dim=32, img_resolution=64, img_channels=3,
-                    mapping_kwargs={"num_layers": 2}, channel_base=256, channel_max=16)
+                    mapping_kwargs=mapping, channel_base=256, channel_max=16)
     return dict(z_dim=TEACHER_Z, c_dim=0, w_dim=128, img_resolution=64, img_channels=3,
-                mapping_kwargs={"num_layers": 4}, channel_base=2048, channel_max=128)
+                mapping_kwargs=mapping, channel_base=2048, channel_max=128)
+
+
+def copy_generator(dst, src):
+    """Give dst src's function: fully connected layers store weight / gain, so a layer whose
+    learning-rate multiplier (gain) differs gets its stored values rescaled."""
+    dst.load_state_dict(src.state_dict())
+    with torch.no_grad():
+        for (name, a), b in zip(dst.named_modules(), src.modules()):
+            if isinstance(a, FullyConnectedLayer):
+                a.weight.mul_(b.weight_gain / a.weight_gain)
+                if a.bias is not None:
+                    a.bias.mul_(b.bias_gain / a.bias_gain)
 
 
 def multiscale_l1(a, b):
@@ -127,6 +141,9 @@ def main():
     parser.add_argument("--adv-weight", type=float, default=0.02)
     parser.add_argument("--g-lr", type=float, default=2e-3, help="the generator's learning rate")
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the pixel L1 distillation")
+    parser.add_argument("--mapping-lr-mult", type=float, default=1.0,
+                        help="the mapping's learning rate relative to G's (NVIDIA: 0.01, which all but freezes z -> w; "
+                             "distillation must learn it)")
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
@@ -140,7 +157,7 @@ def main():
     state_path = run_dir / "state.pt"
 
     teacher = load_teacher(args.teacher)
-    config = student_config(args.tiny)
+    config = student_config(args.tiny, args.mapping_lr_mult)
     G = stylegan2.Generator(**config)
     G_ema = stylegan2.Generator(**config).requires_grad_(False)
     D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
@@ -151,8 +168,7 @@ def main():
         layer.noise_strength.data.fill_(0.05)  # start with a little noise, so it gets used
     progress = {"step": 0, "images": 0, "seconds": 0.0, "curve": []}
     if args.init and not state_path.exists():
-        start_from = stylegan.load(args.init, device="cpu")
-        G.load_state_dict(start_from.state_dict())
+        copy_generator(G, stylegan.load(args.init, device="cpu"))
         for name, buffer in G.named_buffers():
             if name.endswith("noise_const"):  # a fresh draw: a model may have learned its old one
                 buffer.normal_()
@@ -164,6 +180,8 @@ def main():
     G_ema.load_state_dict(G.state_dict())
     if state_path.exists():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        if saved.get("config", config) != config:
+            sys.exit(f"{state_path} was trained with another configuration: {saved.get('config')}")
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(saved[key])
         for group in opt_g.param_groups:
@@ -175,12 +193,12 @@ def main():
     def snapshot():
         save_state(state_path, {"G": G.state_dict(), "G_ema": G_ema.state_dict(), "D": D.state_dict(),
                                 "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "progress": progress,
-                                "rng": torch.get_rng_state()})
+                                "rng": torch.get_rng_state(), "config": config})
 
     phases = progress.setdefault("phases", [])
     weights = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
-               "distill_noise": "random"}
-    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const"}  # phases written before these keys
+               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult}
+    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01}  # phases written before these keys
     if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in weights.items()):
         phases.append({"from_images": progress["images"], **weights, "threads": args.threads})
     start = last_save = last_print = time.time()
@@ -196,24 +214,26 @@ def main():
         # with constant noise alone, a model learned to tell that one noise image apart and gave
         # its blurry distillation faces in const mode (SWD 121 vs 25 with random noise).
         distill = multiscale_l1(G(z, None, noise_mode="random"), real)
-        fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
-        adversarial = F.softplus(-D(fake)).mean()
-        g_loss = args.distill_weight * distill + args.adv_weight * adversarial
+        g_loss = args.distill_weight * distill
+        if args.adv_weight > 0:
+            fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
+            adversarial = F.softplus(-D(fake)).mean()
+            g_loss = g_loss + args.adv_weight * adversarial
         if not torch.isfinite(g_loss):
             sys.exit(f"training diverged at step {step}; the last saved state is in {state_path}")
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
 
-        # Discriminator, with lazy R1 on the real images every 16 steps.
-        d_loss = F.softplus(D(fake.detach())).mean() + F.softplus(-D(real)).mean()
-        if step % 16 == 0:
-            real_r1 = real.detach().requires_grad_(True)
-            grad, = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
-            d_loss = d_loss + 16 * 0.5 * grad.square().sum(dim=[1, 2, 3]).mean()
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
+        if args.adv_weight > 0:  # the discriminator, with lazy R1 on the real images every 16 steps
+            d_loss = F.softplus(D(fake.detach())).mean() + F.softplus(-D(real)).mean()
+            if step % 16 == 0:
+                real_r1 = real.detach().requires_grad_(True)
+                grad, = torch.autograd.grad(D(real_r1).sum(), real_r1, create_graph=True)
+                d_loss = d_loss + 16 * 0.5 * grad.square().sum(dim=[1, 2, 3]).mean()
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
 
         with torch.no_grad():
             for p_ema, p in zip(G_ema.parameters(), G.parameters()):
@@ -226,8 +246,9 @@ def main():
 
         if time.time() - last_print > 30 or progress["step"] == args.max_steps:
             rate = progress["images"] / max(progress["seconds"], 1e-9)
-            print(f"step {progress['step']}  images {progress['images']}  distill {distill.item():.4f}  "
-                  f"adv {adversarial.item():.3f}  d {d_loss.item():.3f}  {rate:.1f} img/s  "
+            losses = f"adv {adversarial.item():.3f}  d {d_loss.item():.3f}  " if args.adv_weight > 0 else ""
+            print(f"step {progress['step']}  images {progress['images']}  distill {distill.item():.4f}  {losses}"
+                  f"{rate:.1f} img/s  "
                   f"{progress['seconds'] / 60:.1f} min", flush=True)
             last_print = time.time()
         if time.time() - last_save > args.save_minutes * 60:
