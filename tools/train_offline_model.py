@@ -96,7 +96,7 @@ def copy_generator(dst, src):
     learning-rate multiplier (gain) differs gets its stored values rescaled."""
     dst.load_state_dict(src.state_dict())
     with torch.no_grad():
-        for (name, a), b in zip(dst.named_modules(), src.modules()):
+        for a, b in zip(dst.modules(), src.modules()):
             if isinstance(a, FullyConnectedLayer):
                 a.weight.mul_(b.weight_gain / a.weight_gain)
                 if a.bias is not None:
@@ -198,7 +198,8 @@ def main():
     phases = progress.setdefault("phases", [])
     weights = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
                "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult}
-    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01}  # phases written before these keys
+    # The values of phases written before these keys existed.
+    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01}
     if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in weights.items()):
         phases.append({"from_images": progress["images"], **weights, "threads": args.threads})
     start = last_save = last_print = time.time()
