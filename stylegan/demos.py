@@ -10,8 +10,8 @@ import math
 import numbers
 import os
 import re
+import secrets
 import struct
-import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -653,12 +653,14 @@ def _temporary_beside(path):
         raise DemoError(f"Cannot write {path}: the folder {path.parent} does not exist.")
     if not path.parent.is_dir():
         raise DemoError(f"Cannot write {path}: {path.parent} is a file, not a folder.")
+    tmp = path.parent / f".{path.stem}.{secrets.token_hex(8)}{path.suffix}"
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + path.stem + ".", suffix=path.suffix, dir=path.parent)
+        # Not tempfile.mkstemp: its files are private (0600), and the rename would keep that.
+        # Mode 0666 lets the umask decide, as for any file the user writes.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     except OSError as e:
         raise DemoError(f"Cannot write {path}: {e.strerror}.") from None
-    os.close(fd)
-    return tmp
+    return str(tmp)
 
 
 # ----------------------------------------------------------------------------- recipes

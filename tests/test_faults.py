@@ -56,6 +56,19 @@ def test_mp4_completeness_check(tmp_path):
         assert not demos.mp4_is_complete(tmp_path / "cut.mp4")
 
 
+def test_written_files_get_the_users_usual_permissions(tmp_path):
+    """Images and videos are written beside their final name and renamed, but not as private files."""
+    from PIL import Image
+    from conftest import tiny_generator
+    old = os.umask(0o022)
+    try:
+        png = demos.save_png(Image.new("RGB", (4, 4)), tmp_path / "face.png", {"seed": 1})
+        video, _ = demos.interpolation_video(tiny_generator(), [1, 2], tmp_path / "walk.mp4", frames_per_transition=3)
+    finally:
+        os.umask(old)
+    assert [oct(path.stat().st_mode & 0o777) for path in (png, video)] == ["0o644", "0o644"]
+
+
 def test_switching_models_does_not_change_running_requests(tmp_path, one_thread):
     gray, colour = str(REFERENCE / "sg2_16_gray.pkl"), str(REFERENCE / "sg2_32_uncond.pkl")
     app.build_app(colour, "cpu", app.SourcePolicy([REFERENCE]))
