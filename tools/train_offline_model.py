@@ -180,8 +180,10 @@ def main():
     G_ema.load_state_dict(G.state_dict())
     if state_path.exists():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        if saved.get("config", config) != config:
-            sys.exit(f"{state_path} was trained with another configuration: {saved.get('config')}")
+        # States saved before the configuration was recorded were all trained with multiplier 0.01.
+        saved_config = saved.get("config", student_config(args.tiny, 0.01))
+        if saved_config != config:
+            sys.exit(f"{state_path} was trained with another configuration: {saved_config}")
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(saved[key])
         for group in opt_g.param_groups:
