@@ -7,9 +7,10 @@ Data: PyPI's gan_face_generate ships a DCGAN trained on DigiFace-1M (synthetic f
 It is an endless source of faces: each step draws fresh z and renders the teacher's faces.
 Recipe: the student takes the teacher's own z (z_dim = 100), so it can learn teacher(z)
 directly (L1 at three scales) -- far more sample-efficient than a GAN
-from scratch on a CPU. A light non-saturating adversarial loss (small discriminator, lazy R1)
+from scratch on a CPU. A non-saturating adversarial loss (small discriminator, lazy R1)
 on random-noise and style-mixed outputs keeps textures crisp, gives the noise inputs
 stochastic detail to model, and keeps mixed styles looking like faces. G is averaged (EMA).
+The defaults are the bundled model's last phase; its earlier phases are in its JSON.
 
 Resumable: the full state goes to --run-dir every few minutes and a rerun continues from it.
 At the end the EMA generator is written with stylegan.save_safetensors, and its settings,
@@ -138,8 +139,8 @@ def main():
     parser.add_argument("--max-minutes", type=float, default=60, help="training time of this run")
     parser.add_argument("--max-steps", type=int, default=10 ** 9, help="total steps (over all runs)")
     parser.add_argument("--save-minutes", type=float, default=5)
-    parser.add_argument("--adv-weight", type=float, default=0.02)
-    parser.add_argument("--g-lr", type=float, default=2e-3, help="the generator's learning rate")
+    parser.add_argument("--adv-weight", type=float, default=1.0)
+    parser.add_argument("--g-lr", type=float, default=1e-3, help="the generator's learning rate")
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the pixel L1 distillation")
     parser.add_argument("--mapping-lr-mult", type=float, default=1.0,
                         help="the mapping's learning rate relative to G's (NVIDIA: 0.01, which all but freezes z -> w; "
