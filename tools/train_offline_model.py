@@ -83,25 +83,36 @@ class Discriminator(nn.Module):
         return self.score(self.features(x).flatten(1))
 
 
-def student_config(tiny, mapping_lr_mult):
+def student_config(tiny, mapping_lr_mult, channel_max=None):
+    """channel_max caps the channels of the 4-8 px layers (those at 16 px and above have fewer)."""
     mapping = {"num_layers": 2 if tiny else 4, "lr_multiplier": mapping_lr_mult}
     if tiny:
         return dict(z_dim=TEACHER_Z, c_dim=0, w_dim=32, img_resolution=64, img_channels=3,
-                    mapping_kwargs=mapping, channel_base=256, channel_max=16)
+                    mapping_kwargs=mapping, channel_base=256, channel_max=channel_max or 16)
     return dict(z_dim=TEACHER_Z, c_dim=0, w_dim=128, img_resolution=64, img_channels=3,
-                mapping_kwargs=mapping, channel_base=2048, channel_max=128)
+                mapping_kwargs=mapping, channel_base=2048, channel_max=channel_max or 128)
 
 
+@torch.no_grad()
 def copy_generator(dst, src):
-    """Give dst src's function: fully connected layers store weight / gain, so a layer whose
-    learning-rate multiplier (gain) differs gets its stored values rescaled."""
-    dst.load_state_dict(src.state_dict())
-    with torch.no_grad():
-        for a, b in zip(dst.modules(), src.modules()):
-            if isinstance(a, FullyConnectedLayer):
-                a.weight.mul_(b.weight_gain / a.weight_gain)
-                if a.bias is not None:
-                    a.bias.mul_(b.bias_gain / a.bias_gain)
+    """Give dst src's function. dst may have more channels in some layers: a new channel keeps
+    its fresh incoming weights but reaches the old channels with weight zero, so it starts
+    without effect and then learns. Fully connected and ToRGB layers store weight / gain, and
+    their gain depends on the learning-rate multiplier or the number of inputs: stored values
+    are rescaled where it differs."""
+    old_state = src.state_dict()
+    for name, new in dst.state_dict().items():
+        old = old_state[name]
+        new[tuple(slice(0, n) for n in old.shape)] = old
+        if new.dim() >= 2:
+            new[:old.shape[0], old.shape[1]:] = 0
+    for a, b in zip(dst.modules(), src.modules()):
+        if isinstance(a, FullyConnectedLayer):
+            a.weight.mul_(b.weight_gain / a.weight_gain)
+            if a.bias is not None:
+                a.bias.mul_(b.bias_gain / a.bias_gain)
+        if isinstance(a, stylegan2.ToRGBLayer):
+            a.weight.mul_(b.weight_gain / a.weight_gain)
 
 
 def multiscale_l1(a, b):
@@ -145,6 +156,9 @@ def main():
     parser.add_argument("--mapping-lr-mult", type=float, default=1.0,
                         help="the mapping's learning rate relative to G's (NVIDIA: 0.01, which all but freezes z -> w; "
                              "distillation must learn it)")
+    parser.add_argument("--channel-max", type=int,
+                        help="channels of the 4-8 px layers (default 128, 16 with --tiny); with --init from a "
+                             "narrower model, that model is widened")
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
@@ -158,7 +172,7 @@ def main():
     state_path = run_dir / "state.pt"
 
     teacher = load_teacher(args.teacher)
-    config = student_config(args.tiny, args.mapping_lr_mult)
+    config = student_config(args.tiny, args.mapping_lr_mult, args.channel_max)
     G = stylegan2.Generator(**config)
     G_ema = stylegan2.Generator(**config).requires_grad_(False)
     D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
