@@ -213,12 +213,14 @@ def main():
                                 "rng": torch.get_rng_state(), "config": config})
 
     phases = progress.setdefault("phases", [])
-    weights = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
-               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult}
+    recipe = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
+               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult,
+               "channel_max": config["channel_max"]}
     # The values of phases written before these keys existed.
-    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01}
-    if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in weights.items()):
-        phases.append({"from_images": progress["images"], **weights, "threads": args.threads})
+    recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01,
+                       "channel_max": 128}
+    if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in recipe.items()):
+        phases.append({"from_images": progress["images"], **recipe, "threads": args.threads})
     start = last_save = last_print = time.time()
     seconds_before = progress["seconds"]
     ema_beta = 0.5 ** (args.batch / 10_000)  # half-life of 10k images
