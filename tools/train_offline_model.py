@@ -214,8 +214,8 @@ def main():
 
     phases = progress.setdefault("phases", [])
     recipe = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
-               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult,
-               "channel_max": config["channel_max"]}
+              "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult,
+              "channel_max": config["channel_max"]}
     # The values of phases written before these keys existed.
     recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01,
                        "channel_max": 128}
