@@ -1,7 +1,6 @@
 """The bundled offline model, and the script that trains it."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -99,37 +98,3 @@ def test_training_from_a_model_of_another_configuration_keeps_its_images(tmp_pat
     # Resuming a saved state with another configuration would silently change the model: refused.
     mixed = run_python([*common, "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "c.safetensors"), *change])
     assert mixed.returncode != 0 and "another configuration" in mixed.stderr
-
-
-def test_a_critic_saved_before_its_minibatch_feature_resumes_and_scores_as_before(tmp_path):
-    sys.path.insert(0, str(ROOT / "tools"))
-    from train_offline_model import Discriminator, minibatch_std
-
-    common = ["tools/train_offline_model.py", "--tiny", "--teacher", "random", "--run-dir", str(tmp_path),
-              "--out", str(tmp_path / "model.safetensors"), "--batch", "4", "--swd-images", "32", "--threads", "1"]
-    assert run_python([*common, "--max-steps", "2"]).returncode == 0
-    # Make it a state of the old critic: no weights, nor Adam moments, for the minibatch feature.
-    state = torch.load(tmp_path / "state.pt", weights_only=True)
-    old_columns = state["D"]["score.weight"].shape[1] - 16
-    state["D"]["score.weight"] = state["D"]["score.weight"][:, :old_columns]
-    for moments in state["opt_d"]["state"].values():
-        for name in ("exp_avg", "exp_avg_sq"):
-            if moments[name].shape == (1, old_columns + 16):
-                moments[name] = moments[name][:, :old_columns]
-    torch.save(state, tmp_path / "state.pt")
-
-    D = Discriminator((8, 8, 16, 16))
-    D.load_state_dict(state["D"])
-    images = torch.randn(4, 3, 64, 64)
-    with torch.no_grad():
-        old_scores = torch.nn.functional.linear(D.features(images).flatten(1), state["D"]["score.weight"],
-                                                state["D"]["score.bias"])
-        assert torch.allclose(D(images), old_scores, atol=1e-6)
-    # The feature itself: about zero for a batch without variety, about 1 for unit Gaussian features.
-    features = torch.randn(8, 16, 4, 4)
-    assert minibatch_std(features[:1].expand(8, -1, -1, -1)).max() < 1e-3
-    assert 0.7 < minibatch_std(features).min() <= minibatch_std(features).max() < 1.0
-
-    resumed = run_python([*common, "--max-steps", "4"])
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resumed at step 2" in resumed.stdout and "step 4 " in resumed.stdout

@@ -68,8 +68,7 @@ def load_teacher(kind):
 
 
 class Discriminator(nn.Module):
-    """A small convolutional critic: 64 -> 4 px, then the minibatch standard deviation as one
-    more 4x4 feature map (so it can see a batch that lacks variety), then a linear score."""
+    """A small convolutional critic: 64 -> 4 px, then a linear score."""
 
     def __init__(self, channels=(32, 64, 128, 128)):
         super().__init__()
@@ -78,28 +77,10 @@ class Discriminator(nn.Module):
             layers += [nn.Conv2d(c_in, c, 3, 1, 1), nn.LeakyReLU(0.2), nn.Conv2d(c, c, 4, 2, 1), nn.LeakyReLU(0.2)]
             c_in = c
         self.features = nn.Sequential(*layers)
-        self.score = nn.Linear((c_in + 1) * 16, 1)
+        self.score = nn.Linear(c_in * 16, 1)
 
     def forward(self, x):
-        h = self.features(x)
-        return self.score(torch.cat([h, minibatch_std(h)], dim=1).flatten(1))
-
-    def load_state_dict(self, state, **kwargs):
-        # Critics saved before the minibatch feature existed: it starts with weight zero, so the
-        # loaded critic scores as it did.
-        weight = state["score.weight"]
-        if weight.shape[1] < self.score.in_features:
-            state = {**state, "score.weight": F.pad(weight, [0, self.score.in_features - weight.shape[1]])}
-        return super().load_state_dict(state, **kwargs)
-
-
-def minibatch_std(h, group=4):
-    """For each image, the feature standard deviation within its group of images, averaged over
-    features and positions, as one constant map (image i is in group i mod n / group)."""
-    n = h.shape[0]
-    group = math.gcd(group, n)
-    std = (h.reshape(group, n // group, -1).var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=1)
-    return std.repeat(group)[:, None, None, None].expand(n, 1, *h.shape[2:])
+        return self.score(self.features(x).flatten(1))
 
 
 def student_config(tiny, mapping_lr_mult, channel_max=None):
@@ -220,9 +201,6 @@ def main():
             sys.exit(f"{state_path} was trained with another configuration: {saved_config}")
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(saved[key])
-        for param, moments in opt_d.state.items():  # a critic saved before its minibatch feature
-            for name in ("exp_avg", "exp_avg_sq"):
-                moments[name] = F.pad(moments[name], [0, param.shape[-1] - moments[name].shape[-1]])
         for group in opt_g.param_groups:
             group["lr"] = args.g_lr  # the saved state's rate would otherwise override the option
         progress = saved["progress"]
@@ -237,10 +215,10 @@ def main():
     phases = progress.setdefault("phases", [])
     recipe = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult,
-              "channel_max": config["channel_max"], "critic_minibatch_std": True}
+              "channel_max": config["channel_max"]}
     # The values of phases written before these keys existed.
     recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01,
-                       "channel_max": 128, "critic_minibatch_std": False}
+                       "channel_max": 128}
     if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in recipe.items()):
         phases.append({"from_images": progress["images"], **recipe, "threads": args.threads})
     start = last_save = last_print = time.time()
