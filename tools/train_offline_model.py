@@ -151,7 +151,7 @@ def main():
     parser.add_argument("--max-steps", type=int, default=10 ** 9, help="total steps (over all runs)")
     parser.add_argument("--save-minutes", type=float, default=5)
     parser.add_argument("--adv-weight", type=float, default=1.0)
-    parser.add_argument("--g-lr", type=float, default=5e-4, help="the generator's learning rate")
+    parser.add_argument("--g-lr", type=float, default=2.5e-4, help="the generator's learning rate")
     parser.add_argument("--distill-weight", type=float, default=1.0, help="weight of the pixel L1 distillation")
     parser.add_argument("--mapping-lr-mult", type=float, default=1.0,
                         help="the mapping's learning rate relative to G's (NVIDIA: 0.01, which all but freezes z -> w; "
