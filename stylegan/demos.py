@@ -103,7 +103,7 @@ def parse_layer_range(text, num_ws):
     else:
         try:
             start, stop = (int(v) for v in text)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
             raise DemoError(f"{text!r} is not a layer range: give (start, stop).") from None
     if not 0 <= start <= stop <= num_ws:
         raise DemoError(f"Layer range {start}-{stop} is outside this model's layers 0-{num_ws} (stop not included).")
