@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import stylegan  # noqa: E402
 from stylegan import stylegan2  # noqa: E402
 from stylegan.layers import FullyConnectedLayer  # noqa: E402
-from swd import swd  # noqa: E402
+from swd import PATCH, laplacian_pyramid, swd  # noqa: E402
 
 TEACHER_Z = 100
 
@@ -123,6 +123,26 @@ def multiscale_l1(a, b):
     return loss
 
 
+def patch_swd_loss(fake, real, directions=128, per_image=64):
+    """Sliced Wasserstein distance between the two batches' Laplacian-pyramid patches (7x7, each
+    level), both normalised per colour with the real batch's statistics: asks the student for the
+    teacher's distribution of local structure, not for its exact pixels."""
+    loss = 0
+    for level_f, level_r in zip(laplacian_pyramid(fake), laplacian_pyramid(real)):
+        n, c = level_f.shape[:2]
+        sets = []
+        for level in (level_f, level_r):
+            patches = F.unfold(level, PATCH)
+            idx = torch.randint(0, patches.shape[2], (n, 1, per_image)).expand(-1, patches.shape[1], -1)
+            sets.append(patches.gather(2, idx).transpose(1, 2).reshape(n * per_image, c, PATCH * PATCH))
+        mean = sets[1].mean(dim=(0, 2), keepdim=True).detach()
+        std = sets[1].std(dim=(0, 2), keepdim=True).detach() + 1e-8
+        d = F.normalize(torch.randn(c * PATCH * PATCH, directions), dim=0)
+        pf, pr = (((s - mean) / std).flatten(1) @ d for s in sets)
+        loss = loss + (pf.sort(dim=0)[0] - pr.sort(dim=0)[0]).abs().mean()
+    return loss
+
+
 def mixed_ws(G, z, prob=0.5):
     """Style-mixing regularisation: for some images, layers from a crossover on come from another z."""
     ws = G.mapping(z, None)
@@ -161,6 +181,8 @@ def main():
                              "narrower model, that model is widened")
     parser.add_argument("--swd-images", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--swd-weight", type=float, default=0.0,
+                        help="weight of the patch-SWD loss (the teacher's distribution of local structure)")
     parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
     args = parser.parse_args()
 
@@ -215,7 +237,7 @@ def main():
     phases = progress.setdefault("phases", [])
     recipe = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult,
-              "channel_max": config["channel_max"]}
+              "channel_max": config["channel_max"], "swd_weight": args.swd_weight}
     # The values of phases written before these keys existed.
     recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01,
                        "channel_max": 128}
@@ -233,8 +255,12 @@ def main():
         # Generator: distillation + adversarial (style mixing), both with random noise. Distilled
         # with constant noise alone, a model learned to tell that one noise image apart and gave
         # its blurry distillation faces in const mode (SWD 121 vs 25 with random noise).
-        distill = multiscale_l1(G(z, None, noise_mode="random"), real)
+        student = G(z, None, noise_mode="random")
+        distill = multiscale_l1(student, real)
         g_loss = args.distill_weight * distill
+        if args.swd_weight > 0:
+            patch_swd = patch_swd_loss(student, real)
+            g_loss = g_loss + args.swd_weight * patch_swd
         if args.adv_weight > 0:
             fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
             adversarial = F.softplus(-D(fake)).mean()
@@ -266,7 +292,9 @@ def main():
 
         if time.time() - last_print > 30 or progress["step"] == args.max_steps:
             rate = progress["images"] / max(progress["seconds"], 1e-9)
-            losses = f"adv {adversarial.item():.3f}  d {d_loss.item():.3f}  " if args.adv_weight > 0 else ""
+            losses = f"patch-swd {patch_swd.item():.4f}  " if args.swd_weight > 0 else ""
+            if args.adv_weight > 0:
+                losses += f"adv {adversarial.item():.3f}  d {d_loss.item():.3f}  "
             print(f"step {progress['step']}  images {progress['images']}  distill {distill.item():.4f}  {losses}"
                   f"{rate:.1f} img/s  "
                   f"{progress['seconds'] / 60:.1f} min", flush=True)
