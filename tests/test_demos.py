@@ -330,9 +330,11 @@ def test_video_frames(G, tmp_path, space, loop):
 
 
 # H.264 at quality 8, yuv420p, on the bundled faces (3 seeds, 4 frames per transition), measured:
-# mean error 1.5 / 255, PSNR 42.6 dB (worst frame 41.9 dB). Frames off by one in the sequence
-# give a mean error of 8.6-10.6 / 255, so the bounds below still catch a misaligned walk.
-MP4_MEAN_ERROR, MP4_PSNR = 3.0, 38.0
+# mean error 2.4 / 255, PSNR 37.9-38.2 dB (worst frame 36.9 dB); the codec loses more on sharper
+# models (1.5 / 255 and 42.6 dB on the first bundled version, 2.1 and 39.3 on the eighth). Frames
+# off by one in the sequence give a mean error of 9.6-11.3 / 255, so the bounds below still catch
+# a misaligned walk.
+MP4_MEAN_ERROR, MP4_PSNR = 3.5, 35.0
 # GIF (256-colour palette): measured 0.9 / 255 and 45.7 dB.
 GIF_MEAN_ERROR, GIF_PSNR = 2.5, 40.0
 
