@@ -242,7 +242,7 @@ def main():
               "channel_max": config["channel_max"], "swd_weight": args.swd_weight}
     # The values of phases written before these keys existed.
     recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01,
-                       "channel_max": 128}
+                       "channel_max": 128, "swd_weight": 0.0}
     if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in recipe.items()):
         phases.append({"from_images": progress["images"], **recipe, "threads": args.threads})
     start = last_save = last_print = time.time()
@@ -254,9 +254,9 @@ def main():
         with torch.no_grad():
             real = teacher(z)
 
-        # Generator: distillation + adversarial (style mixing), both with random noise. Distilled
-        # with constant noise alone, a model learned to tell that one noise image apart and gave
-        # its blurry distillation faces in const mode (SWD 121 vs 25 with random noise).
+        # Generator: distillation, patch-SWD, adversarial (style mixing), all with random noise.
+        # Distilled with constant noise alone, a model learned to tell that one noise image apart
+        # and gave its blurry distillation faces in const mode (SWD 121 vs 25 with random noise).
         student = G(z, None, noise_mode="random")
         distill = multiscale_l1(student, real)
         g_loss = args.distill_weight * distill
