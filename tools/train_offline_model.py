@@ -125,23 +125,32 @@ def multiscale_l1(a, b):
     return loss
 
 
+def random_patches(level, per_image):
+    """per_image random 7x7 patches of each image, as [N * per_image, C, 49]; indexing only
+    those windows is far cheaper than unfolding every position."""
+    n, c, h, w = level.shape
+    y = torch.randint(0, h - PATCH + 1, (n, per_image, 1, 1))
+    x = torch.randint(0, w - PATCH + 1, (n, per_image, 1, 1))
+    offsets = torch.arange(PATCH)
+    rows, cols = y + offsets[:, None], x + offsets[None, :]
+    patches = level.permute(0, 2, 3, 1)[torch.arange(n)[:, None, None, None], rows, cols]
+    return patches.permute(0, 1, 4, 2, 3).reshape(n * per_image, c, PATCH * PATCH)
+
+
 def patch_swd_loss(fake, real, directions=128, per_image=64):
     """Sliced Wasserstein distance between the two batches' Laplacian-pyramid patches (7x7, each
     level), both normalised per colour with the real batch's statistics: asks the student for the
     teacher's distribution of local structure, not for its exact pixels."""
     loss = 0
     for level_f, level_r in zip(laplacian_pyramid(fake), laplacian_pyramid(real)):
-        n, c = level_f.shape[:2]
-        sets = []
-        for level in (level_f, level_r):
-            patches = F.unfold(level, PATCH)
-            idx = torch.randint(0, patches.shape[2], (n, 1, per_image)).expand(-1, patches.shape[1], -1)
-            sets.append(patches.gather(2, idx).transpose(1, 2).reshape(n * per_image, c, PATCH * PATCH))
+        c = level_f.shape[1]
+        sets = [random_patches(level, per_image) for level in (level_f, level_r)]
         mean = sets[1].mean(dim=(0, 2), keepdim=True).detach()
         std = sets[1].std(dim=(0, 2), keepdim=True).detach() + 1e-8
-        d = F.normalize(torch.randn(c * PATCH * PATCH, directions), dim=0)
-        pf, pr = (((s - mean) / std).flatten(1) @ d for s in sets)
-        loss = loss + (pf.sort(dim=0)[0] - pr.sort(dim=0)[0]).abs().mean()
+        d = F.normalize(torch.randn(directions, c * PATCH * PATCH), dim=1)
+        # projections as [directions, patches], so that each sort runs over contiguous memory
+        pf, pr = (d @ ((s - mean) / std).flatten(1).T for s in sets)
+        loss = loss + (pf.sort(dim=1)[0] - pr.sort(dim=1)[0]).abs().mean()
     return loss
 
 
