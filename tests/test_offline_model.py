@@ -55,13 +55,13 @@ def test_training_script_runs_and_resumes(tmp_path):
     first = run_python([*map(str, common), "--max-steps", "2"])
     assert first.returncode == 0, first.stderr
     assert (run / "state.pt").exists() and out.exists()
-    second = run_python([*map(str, common), "--max-steps", "4", "--swd-weight", "1"])
+    second = run_python([*map(str, common), "--max-steps", "4", "--swd-weight", "1", "--swd-patches", "16"])
     assert second.returncode == 0, second.stderr
     assert "resumed at step 2" in second.stdout and "step 4 " in second.stdout and "patch-swd" in second.stdout
     card = json.loads(out.with_suffix(".json").read_text())
     assert card["steps"] == 4 and card["images_seen"] == 16
     # The change of recipe on resuming is recorded as a new phase.
-    assert [(p["from_images"], p["swd_weight"]) for p in card["phases"]] == [(0, 0.0), (8, 1.0)]
+    assert [(p["from_images"], p["swd_weight"], p["swd_patches"]) for p in card["phases"]] == [(0, 0.0, 64), (8, 1.0, 16)]
     G = stylegan.load(out, device="cpu")
     assert G.img_resolution == 64
 

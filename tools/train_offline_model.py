@@ -12,7 +12,8 @@ on random-noise and style-mixed outputs keeps textures crisp, gives the noise in
 stochastic detail to model, and keeps mixed styles looking like faces. G is averaged (EMA).
 A patch-SWD loss (--swd-weight) asks for the teacher's distribution of local structure.
 The bundled model's phases are in its JSON; its last one, from the previous model with
---init, was --adv-weight 0 --swd-weight 10 (after 76k images at 1 and 65k at 3).
+--init, was --adv-weight 0 --swd-weight 10 (after 76k images at 1 and 65k at 3), with
+--swd-patches 192 from 994,688 images.
 
 Resumable: the full state goes to --run-dir every few minutes and a rerun continues from it.
 At the end the EMA generator is written with stylegan.save_safetensors, and its settings,
@@ -194,6 +195,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--swd-weight", type=float, default=0.0,
                         help="weight of the patch-SWD loss (the teacher's distribution of local structure)")
+    parser.add_argument("--swd-patches", type=int, default=64,
+                        help="patch-SWD: random patches per image and pyramid level")
     parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
     args = parser.parse_args()
 
@@ -248,10 +251,10 @@ def main():
     phases = progress.setdefault("phases", [])
     recipe = {"g_lr": args.g_lr, "adv_weight": args.adv_weight, "distill_weight": args.distill_weight,
               "distill_noise": "random", "mapping_lr_mult": args.mapping_lr_mult,
-              "channel_max": config["channel_max"], "swd_weight": args.swd_weight}
+              "channel_max": config["channel_max"], "swd_weight": args.swd_weight, "swd_patches": args.swd_patches}
     # The values of phases written before these keys existed.
     recorded_before = {"g_lr": 2e-3, "distill_weight": 1.0, "distill_noise": "const", "mapping_lr_mult": 0.01,
-                       "channel_max": 128, "swd_weight": 0.0}
+                       "channel_max": 128, "swd_weight": 0.0, "swd_patches": 64}
     if not phases or any(phases[-1].get(k, recorded_before.get(k)) != v for k, v in recipe.items()):
         phases.append({"from_images": progress["images"], **recipe, "threads": args.threads})
     start = last_save = last_print = time.time()
@@ -270,7 +273,7 @@ def main():
         distill = multiscale_l1(student, real)
         g_loss = args.distill_weight * distill
         if args.swd_weight > 0:
-            patch_swd = patch_swd_loss(student, real)
+            patch_swd = patch_swd_loss(student, real, per_image=args.swd_patches)
             g_loss = g_loss + args.swd_weight * patch_swd
         if args.adv_weight > 0:
             fake = G.synthesis(mixed_ws(G, torch.randn(args.batch, TEACHER_Z)), noise_mode="random")
