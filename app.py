@@ -171,6 +171,18 @@ def _save(image, recipe, name):
     return str(demos.save_png(image, path, recipe))
 
 
+def _gallery_files(images, names, recipe=None):
+    """A gallery's images as PNG files of this request, each with its own recipe when one is given.
+
+    Handed images rather than files, Gradio writes them in place to a cache file named by their
+    content: two requests that show the same face (the same seed, say) would rewrite it while the
+    other's browser is still downloading it. Files are copied in under a new name and never rewritten.
+    """
+    folder = _output_folder()
+    return [str(demos.save_png(image, folder / name, recipe and dict(recipe, output=f"image:{i}")))
+            for i, (image, name) in enumerate(zip(images, names))]
+
+
 def _share_link(tab, **params):
     query = urllib.parse.urlencode({"tab": tab, **{k: v for k, v in params.items() if v not in (None, "")}})
     return f"[Link to this result](?{query}) (open it to reproduce what you see)"
@@ -204,8 +216,9 @@ def generate(model, seeds, psi, noise_mode, class_idx, translate_x, translate_y,
                             translate=(translate_x, translate_y), rotate=rotate, max_images=MAX_IMAGES,
                             max_memory=MEMORY_BUDGET)
     png = _save(result.grid, dict(result.recipe, output="grid"), "faces.png")
+    images = _gallery_files(result.images, [f"seed{seed:04d}.png" for seed in result.recipe["seeds"]], result.recipe)
     link = _share_link("generate", model=model, seeds=seeds, psi=psi, noise=noise_mode, cls=class_idx)
-    return result.images, png, png, link
+    return images, png, png, link
 
 
 @_user_errors
@@ -234,11 +247,16 @@ def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Pr
                                class_idx=_class(class_idx), max_images=MAX_IMAGES, max_memory=MEMORY_BUDGET)
     png = _save(result.grid, dict(result.recipe, output="grid"), "noise.png")
     heat = _save(result.extras["heatmap"], dict(result.recipe, output="heatmap"), "noise-std.png")
-    comparison = list(zip(result.extras["comparison"], result.extras["comparison_labels"]))
+    r = result.recipe
+    images = _gallery_files(result.images, [f"seed{r['seed']:04d}-noise{r['noise_seed'] + k}.png"
+                                            for k in range(len(result.images))], r)
+    compared = _gallery_files(result.extras["comparison"], [f"noise-on-{group}.png"
+                                                            for group in ("all", "coarse", "fine", "none")])
+    comparison = list(zip(compared, result.extras["comparison_labels"]))
     link = _share_link("noise", model=model, seed=seed, samples=samples, layers=layers, strength=strength,
                        psi=psi, cls=class_idx)
     note = f"Largest per-pixel standard deviation: {result.extras['std_max']:.3f} (the heat map's brightest)."
-    return result.images, heat, comparison, png, note + "  \n" + link
+    return images, heat, comparison, png, note + "  \n" + link
 
 
 def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progress=gr.Progress(track_tqdm=True)):

@@ -665,10 +665,11 @@ def _temporary_beside(path):
 
 # ----------------------------------------------------------------------------- recipes
 
-def save_png(image, path, recipe):
-    """Write image as PNG with its recipe in a text chunk; the file appears only when complete."""
+def save_png(image, path, recipe=None):
+    """Write image as PNG with its recipe (if any) in a text chunk; the file appears only when complete."""
     info = PngImagePlugin.PngInfo()
-    info.add_text(RECIPE_KEY, json.dumps(recipe))
+    if recipe is not None:
+        info.add_text(RECIPE_KEY, json.dumps(recipe))
     info.add_text("Software", "stylegan-demo")
     tmp = _temporary_beside(path)
     try:

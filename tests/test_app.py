@@ -3,9 +3,11 @@
 import socket
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 import imageio.v3 as iio
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -24,7 +26,11 @@ def blocks():
 
 def test_generate_handler(blocks):
     images, grid, download, link = app.generate(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
-    assert len(images) == 4 and all(im.size == (32, 32) for im in images)
+    assert [Path(p).name for p in images] == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0003.png"]
+    G = app.STORE.get(MODEL)
+    face = Image.open(images[2])
+    assert face.size == (32, 32)
+    assert np.array_equal(np.asarray(face), np.asarray(demos.run_recipe(G, demos.read_recipe(images[2]))))
     assert Image.open(grid).size == (4 * 32, 32)
     assert demos.read_recipe(download)["seeds"] == [0, 1, 2, 3]
     assert "tab=generate" in link and "seeds=0-3" in link
@@ -40,8 +46,12 @@ def test_style_mix_handler(blocks):
 
 def test_noise_handler(blocks):
     images, heat, comparison, download, note = app.noise(MODEL, 3, 4, "fine", 1.0, 0.7, -1)
-    assert len(images) == 4 and Image.open(heat).size == (32, 32)
+    assert [Path(p).name for p in images] == [f"seed0003-noise{k}.png" for k in range(4)]
+    assert Image.open(heat).size == (32, 32)
+    assert [Path(p).name for p, _ in comparison] == [f"noise-on-{g}.png" for g in ("all", "coarse", "fine", "none")]
     assert [label for _, label in comparison][0].startswith("all")
+    realisations = [np.asarray(Image.open(p), dtype=float) for p in images]
+    assert np.abs(realisations[0] - realisations[1]).mean() > 0
     assert "standard deviation" in note
 
 
@@ -149,6 +159,20 @@ def test_every_endpoint_through_gradio_client(running_app):
 
     with pytest.raises(Exception, match="is not a seed"):
         client.predict(MODEL, "seven", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+
+
+def test_visitors_asking_for_the_same_faces_at_once_all_get_them_whole(running_app):
+    """The same faces at the same moment (the default seeds, a shared link) must not be rewritten in
+    Gradio's cache while another visitor downloads them: that gave empty images."""
+    from gradio_client import Client
+    client = Client(running_app, verbose=False)
+    jobs = [client.submit(MODEL, "0-15", 0.7, "const", -1, 0, 0, 0, api_name="/generate") for _ in range(16)]
+    for job in jobs:
+        gallery = job.result(timeout=300)[0]
+        assert len(gallery) == 16
+        for item in gallery:
+            with Image.open(item["image"]) as face:
+                assert face.size == (32, 32)
 
 
 def test_one_model_request_at_a_time_on_a_cpu(running_app):

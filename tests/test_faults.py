@@ -10,6 +10,7 @@ from pathlib import Path
 import imageio.v3 as iio
 import numpy as np
 import pytest
+from PIL import Image
 
 import app
 from conftest import REFERENCE, ROOT, run_python
@@ -90,7 +91,7 @@ def test_switching_models_does_not_change_running_requests(tmp_path, one_thread)
     assert list(app.STORE.models) == [str(Path(colour).resolve())]
     frames = iio.imread(results["video"])
     assert frames.shape == (40, 16, 16, 3)  # the gray 16 px model's frames, not the colour 32 px one's
-    first = np.asarray(want[0].convert("RGB"), dtype=float)
+    first = np.asarray(Image.open(want[0]).convert("RGB"), dtype=float)
     assert np.abs(frames[0].astype(float) - first).mean() < 6  # and its face (seed 0), through H.264
 
 
