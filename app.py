@@ -480,8 +480,11 @@ def _query_value(component, text):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 for everyone)")
-    parser.add_argument("--port", type=int, default=7860)
+    # A Hugging Face Space (and any Gradio host) says where to listen through Gradio's environment variables.
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to listen on (0.0.0.0 for everyone; default: $GRADIO_SERVER_NAME or 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
+                        help="port to listen on (default: $GRADIO_SERVER_PORT or 7860)")
     parser.add_argument("--share", action="store_true", help="also serve a public gradio.live link")
     parser.add_argument("--model", help="initial model: a catalog name, a path, hf://owner/repo/file.pkl or an https:// URL")
     parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
