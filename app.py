@@ -2,21 +2,23 @@
 
 python app.py [--host 127.0.0.1] [--port 7860] [--share] [--model SOURCE] [--device cpu]
               [--allow-dir DIR] [--allow-typed-sources] [--max-upload-mb N] [--memory-budget-mb N]
-Also runs unchanged as a Hugging Face Space. Every computation is a stylegan.demos function;
-this file only describes the interface.
+Also runs unchanged as a Hugging Face Space. Every computation is a stylegan.demos function of a
+settings object (stylegan.settings); this file only describes the interface. A tab is one
+settings class, one Studio method and one block of interface in build_app.
 """
 
 import argparse
 import contextlib
+import html
+import inspect
 import json
-import math
+import logging
 import os
 import random
 import shutil
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import OrderedDict
 from pathlib import Path
 
@@ -24,7 +26,8 @@ import gradio as gr
 import torch
 
 import stylegan
-from stylegan import demos, loading
+from stylegan import demos, loading, settings
+from stylegan.settings import GenerateSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings
 
 ROOT = Path(__file__).resolve().parent
 CATALOG = json.loads((ROOT / "catalog.json").read_text())
@@ -32,13 +35,13 @@ BUNDLED_NAME = CATALOG[0]["name"]
 MAX_IMAGES = 32  # per request in the app (the library allows more)
 MAX_FRAMES = 600
 DEFAULT_MEMORY_BUDGET_MB = 4096  # what one request may use; a request estimated above it is refused
-MEMORY_BUDGET = DEFAULT_MEMORY_BUDGET_MB * 2 ** 20
 DEFAULT_MAX_UPLOAD_MB = 1024  # NVIDIA's largest generators are pickles of about 380 MB
 # Every event that runs a model shares this concurrency group: Gradio's limit is per event otherwise,
 # so the four tabs would compute at once, each with all cores and its own share of memory.
 COMPUTE = "model"
-OUTPUT_DIR = Path(tempfile.mkdtemp(prefix="stylegan-app-"))
 OUTPUT_MAX_AGE = 3600  # seconds a result stays downloadable (Gradio's own copies are kept as long)
+FAMILY_NAMES = {"stylegan1": "StyleGAN (2019)", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3"}
+log = logging.getLogger("stylegan.app")
 
 
 class ModelStore:
@@ -52,18 +55,15 @@ class ModelStore:
         self.keep = keep
         self.models = OrderedDict()
         self.lock = threading.Lock()
-        self.hub_warning_shown = False
 
-    def get(self, choice, progress=None):
-        source = source_of(choice)
+    def get(self, source, name=None, progress=None):
         with self.lock:
             if source in self.models:
                 self.models.move_to_end(source)
                 return self.models[source]
             if progress is not None:
-                progress(0, desc=f"Loading {choice} ...")
+                progress(0, desc=f"Loading {name or source} ...")
             G = stylegan.load(None if source == "bundled" else source, device=self.device)
-            G.display_name = choice
             self.models[source] = G
             while len(self.models) > self.keep:
                 self.models.popitem(last=False)
@@ -100,28 +100,6 @@ class SourcePolicy:
         return str(path)
 
 
-POLICY = SourcePolicy()
-
-
-def source_of(choice):
-    """A model picker value -> a load() source: catalog names map to their source; typed
-    sources must pass the app's SourcePolicy."""
-    choice = (choice or "").strip()
-    for entry in CATALOG:
-        if choice == entry["name"]:
-            return entry["source"]
-    if not choice:
-        raise gr.Error("Choose a model first.")
-    return POLICY.check(choice)
-
-
-def uploaded_model(path):
-    """An uploaded checkpoint becomes the model choice (Gradio has already enforced the size limit)."""
-    if path:
-        POLICY.trusted_files.add(Path(path).resolve())
-    return path
-
-
 def default_model(device, hub_online):
     """The bundled model offline; with the Hub, FFHQ at 256 px on a CPU and 1024 px on a GPU."""
     if not hub_online:
@@ -129,169 +107,254 @@ def default_model(device, hub_online):
     return "FFHQ 1024 px (StyleGAN2)" if device.type == "cuda" else "FFHQ 256 px (StyleGAN2)"
 
 
-STORE = None  # set by build_app
+def people_error(e):
+    """A gr.Error showing a sentence meant for people whole: the page renders it as HTML."""
+    return gr.Error(html.escape(str(e), quote=False))
 
 
-def _model(choice, progress=None):
-    try:
-        return STORE.get(choice, progress)
-    except loading.LoadError as e:
-        raise gr.Error(str(e)) from None
+def endpoint(cls, compute):
+    """An event handler (and API endpoint) for a settings class: its parameters are the model and
+    the settings fields the app offers, by name, with their defaults; it builds the settings (the
+    only check of the inputs) and calls compute(model, settings, progress).
 
-
-def _user_errors(fn):
-    """Demo and load errors become a gr.Error with their sentence; nothing else is swallowed."""
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except (demos.DemoError, loading.LoadError) as e:
-            raise gr.Error(str(e)) from None
-        finally:
-            loading.release_freed_memory()  # after each request
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    return wrapper
-
-
-def _output_folder():
-    """A new folder for one request's files. Folders older than OUTPUT_MAX_AGE go on the way, so
-    that an app that runs for months does not fill its disk."""
-    now = time.time()
-    try:
-        for old in os.scandir(OUTPUT_DIR):
-            if now - old.stat().st_mtime > OUTPUT_MAX_AGE:
-                shutil.rmtree(old.path, ignore_errors=True)
-        return Path(tempfile.mkdtemp(dir=OUTPUT_DIR))
-    except OSError as e:
-        raise gr.Error(f"The app cannot write its results ({e.strerror}); please try again later.") from None
-
-
-def _save(image, recipe, name):
-    path = _output_folder() / name
-    return str(demos.save_png(image, path, recipe))
-
-
-def _gallery_files(images, names, recipe=None):
-    """A gallery's images as PNG files of this request, each with its own recipe when one is given.
-
-    Handed images rather than files, Gradio writes them in place to a cache file named by their
-    content: two requests that show the same face (the same seed, say) would rewrite it while the
-    other's browser is still downloading it. Files are copied in under a new name and never rewritten.
+    A person's mistake becomes a gr.Error with its sentence, logged in one line; anything else is
+    a bug: logged once with its traceback and shown as a short sentence.
     """
-    folder = _output_folder()
-    return [str(demos.save_png(image, folder / name, recipe and dict(recipe, output=f"image:{i}")))
-            for i, (image, name) in enumerate(zip(images, names))]
+    names = [f.name for f in cls.fields() if settings.spec_of(f).in_app]
+    defaults = {f.name: f.default for f in cls.fields()}
+    progress_default = gr.Progress(track_tqdm=True)
+
+    def values(args):
+        model, *fields = args[:len(names) + 1]
+        progress = args[len(names) + 1] if len(args) > len(names) + 1 else None
+        return model, cls(**dict(zip(names, fields))), progress
+
+    if inspect.isgeneratorfunction(compute):
+        def handler(*args):
+            with _reported(cls):
+                model, task, progress = values(args)
+                yield from compute(model, task, progress)
+    else:
+        def handler(*args):
+            with _reported(cls):
+                model, task, progress = values(args)
+                return compute(model, task, progress)
+    parameter = inspect.Parameter
+    handler.__signature__ = inspect.Signature(
+        [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
+        + [parameter(name, parameter.POSITIONAL_OR_KEYWORD, default=defaults[name]) for name in names]
+        + [parameter("progress", parameter.POSITIONAL_OR_KEYWORD, default=progress_default)])
+    handler.__name__ = compute.__name__
+    handler.__doc__ = compute.__doc__ + "\n\nArgs:\n    model: a catalog name, an uploaded file's name or an hf:// path\n" + "".join(
+        f"    {f.name}: {settings.spec_of(f).help}\n" for f in cls.fields() if f.name in names)
+    return handler
 
 
-def _share_link(tab, **params):
-    query = urllib.parse.urlencode({"tab": tab, **{k: v for k, v in params.items() if v not in (None, "")}})
-    return f"[Link to this result](?{query}) (open it to reproduce what you see)"
-
-
-def _class(value):
-    return None if value in (None, "", -1) else int(value)
-
-
-FAMILY_NAMES = {"stylegan1": "StyleGAN (2019)", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3"}
-
-
-def model_info(choice, progress=gr.Progress(track_tqdm=True)):
-    """What the chosen model is: family, resolution, layers, classes, parameters, device."""
-    G = _model(choice, progress)
-    params = sum(p.numel() for p in G.parameters())
-    layers = ", ".join(f"{i}:{r}" for i, r in enumerate(G.synthesis.ws_resolutions))
-    classes = f"{G.c_dim} classes (choose one below)" if G.c_dim else "unconditional"
-    presets = "; ".join(f"**{k}** {v[2]}" for k, v in demos.mixing_presets(G).items())
-    return (f"**{FAMILY_NAMES.get(G.family, G.family)}**, {G.img_resolution} px, {G.num_ws} style inputs (layer:resolution {layers}), "
-            f"{classes}, {params / 1e6:.1f} M parameters, running on **{STORE.device.type}**.  \n"
-            f"Style-mixing presets: {presets}.")
-
-
-@_user_errors
-def generate(model, seeds, psi, noise_mode, class_idx, translate_x, translate_y, rotate,
-             progress=gr.Progress(track_tqdm=True)):
-    """Faces from seeds: a gallery, a grid PNG with its recipe, and a link."""
-    G = _model(model, progress)
-    result = demos.generate(G, seeds, psi=psi, noise_mode=noise_mode, class_idx=_class(class_idx),
-                            translate=(translate_x, translate_y), rotate=rotate, max_images=MAX_IMAGES,
-                            max_memory=MEMORY_BUDGET)
-    png = _save(result.grid, dict(result.recipe, output="grid"), "faces.png")
-    images = _gallery_files(result.images, [f"seed{seed:04d}.png" for seed in result.recipe["seeds"]], result.recipe)
-    link = _share_link("generate", model=model, seeds=seeds, psi=psi, noise=noise_mode, cls=class_idx)
-    return images, png, png, link
-
-
-@_user_errors
-def style_mix(model, row_seeds, col_seeds, preset, custom_layers, psi, class_idx,
-              progress=gr.Progress(track_tqdm=True)):
-    """The paper's style-mixing figure: rows take layers [start, stop) from the column faces."""
-    G = _model(model, progress)
-    layers = custom_layers if preset == "custom" else preset
-    result = demos.style_mix(G, row_seeds, col_seeds, layers=layers, psi=psi, class_idx=_class(class_idx),
-                             max_images=MAX_IMAGES, max_memory=MEMORY_BUDGET)
-    start, stop = result.extras["layers"]
-    png = _save(result.grid, dict(result.recipe, output="grid"), "style-mixing.png")
-    note = (f"Layers {start}-{stop - 1} ({G.synthesis.ws_resolutions[start]}² to "
-            f"{G.synthesis.ws_resolutions[stop - 1]}²) come from the column faces." if stop > start
-            else "No layers are mixed: every cell is its row's face.")
-    link = _share_link("mix", model=model, rows=row_seeds, cols=col_seeds, preset=preset, layers=custom_layers,
-                       psi=psi, cls=class_idx)
-    return png, png, note + "  \n" + link
-
-
-@_user_errors
-def noise(model, seed, samples, layers, strength, psi, class_idx, progress=gr.Progress(track_tqdm=True)):
-    """What the noise inputs change: realisations, their standard deviation, noise on layer groups."""
-    G = _model(model, progress)
-    result = demos.noise_study(G, seed, num_samples=int(samples), layers=layers, strength=strength, psi=psi,
-                               class_idx=_class(class_idx), max_images=MAX_IMAGES, max_memory=MEMORY_BUDGET)
-    png = _save(result.grid, dict(result.recipe, output="grid"), "noise.png")
-    heat = _save(result.extras["heatmap"], dict(result.recipe, output="heatmap"), "noise-std.png")
-    r = result.recipe
-    images = _gallery_files(result.images, [f"seed{r['seed']:04d}-noise{r['noise_seed'] + k}.png"
-                                            for k in range(len(result.images))], r)
-    compared = _gallery_files(result.extras["comparison"], [f"noise-on-{group}.png"
-                                                            for group in ("all", "coarse", "fine", "none")])
-    comparison = list(zip(compared, result.extras["comparison_labels"]))
-    link = _share_link("noise", model=model, seed=seed, samples=samples, layers=layers, strength=strength,
-                       psi=psi, cls=class_idx)
-    note = f"Largest per-pixel standard deviation: {result.extras['std_max']:.3f} (the heat map's brightest)."
-    return images, heat, comparison, png, note + "  \n" + link
-
-
-def video(model, seeds, frames, fps, space, easing, loop, psi, class_idx, progress=gr.Progress(track_tqdm=True)):
-    """A smooth walk through the keyframe seeds' faces, as MP4.
-
-    A generator, so that a cancelled request (the visitor left or pressed stop) ends at the next
-    batch of frames: Gradio closes it there, and the video's steps remove their unfinished file.
-    """
-    folder = None
+@contextlib.contextmanager
+def _reported(cls):
     try:
-        G = _model(model, progress)
-        folder = _output_folder()
-        steps = demos.interpolation_video_steps(
-            G, seeds, folder / "interpolation.mp4", frames_per_transition=int(frames), fps=fps, space=space,
-            easing=easing, loop=loop, psi=psi, class_idx=_class(class_idx), max_frames=MAX_FRAMES,
-            max_memory=MEMORY_BUDGET)
-        with contextlib.closing(steps):
-            while True:
-                try:
-                    done, total = next(steps)
-                except StopIteration as finished:
-                    path, recipe = finished.value
-                    break
-                progress(done / total, desc=f"frame {done} of {total}")
-                yield gr.skip(), gr.skip(), gr.skip()
-        folder = None  # finished: the video stays for download
-    except (demos.DemoError, loading.LoadError) as e:
-        raise gr.Error(str(e)) from None
+        yield
+    except gr.Error as e:
+        log.info("%s refused: %s", cls.kind, e.message)
+        raise
+    except (SettingsError, loading.LoadError) as e:
+        log.info("%s refused: %s", cls.kind, e)
+        raise people_error(e) from None
+    except Exception:
+        log.exception("%s failed", cls.kind)
+        raise gr.Error("Something went wrong on the server (a bug, logged there); please try again.") from None
     finally:
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
         loading.release_freed_memory()  # after each request
-    link = _share_link("video", model=model, seeds=seeds, frames=frames, fps=fps, space=space, easing=easing,
-                       loop=int(loop), psi=psi, cls=class_idx)
-    yield str(path), str(path), f"{recipe['frames']} frames at {fps} fps.  \n" + link
+
+
+class Studio:
+    """The app's state, bound into its handlers: the loaded models, which sources visitors may
+    load, the memory budget of a request and the folder of results."""
+
+    def __init__(self, store, policy, memory_budget, output_dir=None):
+        self.store, self.policy, self.memory_budget = store, policy, memory_budget
+        self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="stylegan-app-"))
+        self.generate = endpoint(GenerateSettings, self._generate)
+        self.style_mix = endpoint(MixSettings, self._style_mix)
+        self.noise = endpoint(NoiseSettings, self._noise)
+        self.video = endpoint(VideoSettings, self._video)
+
+    def source_of(self, choice):
+        """A model picker value -> a load() source: catalog names map to their source; typed
+        sources must pass the app's SourcePolicy."""
+        choice = (choice or "").strip()
+        for entry in CATALOG:
+            if choice == entry["name"]:
+                return entry["source"]
+        if not choice:
+            raise gr.Error("Choose a model first.")
+        return self.policy.check(choice)
+
+    def model(self, choice, progress=None):
+        G = self.store.get(self.source_of(choice), choice, progress)
+        return G
+
+    def uploaded_model(self, path):
+        """An uploaded checkpoint becomes the model choice (Gradio has already enforced the size limit)."""
+        if path:
+            self.policy.trusted_files.add(Path(path).resolve())
+        return path
+
+    def model_info(self, choice, progress=gr.Progress(track_tqdm=True)):
+        """What the chosen model is: family, resolution, layers, classes, parameters, device."""
+        try:
+            G = self.model(choice, progress)
+        except loading.LoadError as e:
+            raise people_error(e) from None
+        params = sum(p.numel() for p in G.parameters())
+        layers = ", ".join(f"{i}:{r}" for i, r in enumerate(G.synthesis.ws_resolutions))
+        classes = f"{G.c_dim} classes (choose one below)" if G.c_dim else "unconditional"
+        presets = "; ".join(f"**{k}** {v[2]}" for k, v in settings.mixing_presets(G).items())
+        return (f"**{FAMILY_NAMES.get(G.family, G.family)}**, {G.img_resolution} px, {G.num_ws} style inputs "
+                f"(layer:resolution {layers}), {classes}, {params / 1e6:.1f} M parameters, running on "
+                f"**{self.store.device.type}**.  \nStyle-mixing presets: {presets}.")
+
+    # -- files of results
+    def output_folder(self):
+        """A new folder for one request's files. Folders older than OUTPUT_MAX_AGE go on the way, so
+        that an app that runs for months does not fill its disk."""
+        now = time.time()
+        try:
+            for old in os.scandir(self.output_dir):
+                if now - old.stat().st_mtime > OUTPUT_MAX_AGE:
+                    shutil.rmtree(old.path, ignore_errors=True)
+            return Path(tempfile.mkdtemp(dir=self.output_dir))
+        except OSError as e:
+            raise gr.Error(f"The app cannot write its results ({e.strerror}); please try again later.") from None
+
+    def save(self, image, recipe, name):
+        return str(demos.save_png(image, self.output_folder() / name, recipe))
+
+    def gallery_files(self, images, names, recipe=None):
+        """A gallery's images as PNG files of this request, each with its own recipe when one is given.
+
+        Handed images rather than files, Gradio writes them in place to a cache file named by their
+        content: two requests that show the same face (the same seed, say) would rewrite it while the
+        other's browser is still downloading it. Files are copied in under a new name and never rewritten.
+        """
+        folder = self.output_folder()
+        return [str(demos.save_png(image, folder / name, recipe and dict(recipe, output=f"image:{i}")))
+                for i, (image, name) in enumerate(zip(images, names))]
+
+    # -- the tabs
+    def _generate(self, model, task, progress):
+        """Faces from seeds. Returns the faces (PNG files with their recipes), the grid and the recipe."""
+        G = self.model(model, progress)
+        result = demos.generate(G, task, max_images=MAX_IMAGES, max_memory=self.memory_budget)
+        grid = self.save(result.grid, dict(result.recipe, output="grid"), "faces.png")
+        images = self.gallery_files(result.images, [f"seed{seed:04d}.png" for seed in result.recipe["seeds"]],
+                                    result.recipe)
+        return images, grid, result.recipe
+
+    def _style_mix(self, model, task, progress):
+        """The paper's style-mixing figure: rows take layers [start, stop) from the column faces.
+        Returns the grid (PNG with its recipe), a caption and the recipe."""
+        G = self.model(model, progress)
+        result = demos.style_mix(G, task, max_images=MAX_IMAGES, max_memory=self.memory_budget)
+        start, stop = result.extras["layers"]
+        res = G.synthesis.ws_resolutions
+        caption = (f"Layers {start}-{stop - 1} ({res[start]}² to {res[stop - 1]}²) come from the column faces."
+                   if stop > start else "No layers are mixed: every cell is its row's face.")
+        return self.save(result.grid, dict(result.recipe, output="grid"), "style-mixing.png"), caption, result.recipe
+
+    def _noise(self, model, task, progress):
+        """What the noise inputs change. Returns the realisations, their standard deviation's heat
+        map, the same noise on all / coarse / fine / no layers, the grid, a caption and the recipe."""
+        G = self.model(model, progress)
+        result = demos.noise_study(G, task, max_images=MAX_IMAGES, max_memory=self.memory_budget)
+        r = result.recipe
+        heat = self.save(result.extras["heatmap"], dict(r, output="heatmap"), "noise-std.png")
+        images = self.gallery_files(result.images, [f"seed{r['seed']:04d}-noise{r['noise_seed'] + k}.png"
+                                                    for k in range(len(result.images))], r)
+        compared = self.gallery_files(result.extras["comparison"],
+                                      [f"noise-on-{group}.png" for group in settings.NOISE_GROUPS])
+        comparison = list(zip(compared, result.extras["comparison_labels"]))
+        grid = self.save(result.grid, dict(r, output="grid"), "noise.png")
+        caption = (f"Largest per-pixel standard deviation: {result.extras['std_max']:.3f} "
+                   "(the heat map's brightest).")
+        return images, heat, comparison, grid, caption, r
+
+    def _video(self, model, task, progress):
+        """A smooth walk through the keyframe seeds' faces, as MP4. Returns the video and the recipe.
+
+        A generator, so that a cancelled request (the visitor left or pressed stop) ends at the next
+        batch of frames: Gradio closes it there, and the video's steps remove their unfinished file.
+        """
+        folder = None
+        try:
+            G = self.model(model, progress)
+            folder = self.output_folder()
+            steps = demos.interpolation_video_steps(G, task, folder / "interpolation.mp4", max_frames=MAX_FRAMES,
+                                                    max_memory=self.memory_budget)
+            with contextlib.closing(steps):
+                while True:
+                    try:
+                        done, total = next(steps)
+                    except StopIteration as finished:
+                        path, recipe = finished.value
+                        break
+                    if progress is not None:
+                        progress(done / total, desc=f"frame {done} of {total}")
+                    yield gr.skip(), gr.skip()
+            folder = None  # finished: the video stays for download
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        yield str(path), recipe
+
+
+TABS = {cls.tab: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings)}
+
+
+def share_link(cls):
+    """The page's link to a tab's result: its settings in the query string."""
+    names = [f.name for f in cls.fields() if settings.spec_of(f).in_app]
+
+    def link(model, *values):
+        try:
+            query = cls(**dict(zip(names, values))).to_query(model)
+        except SettingsError:
+            return ""
+        return f"[Link to this result](?{query}) (open it to see the same result)"
+    return link
+
+
+def controls(cls, names, class_box=None, **overrides):
+    """Components for some of a settings class's fields, from their declarations."""
+    fields = {f.name: f for f in cls.fields()}
+    made = []
+    for name in names:
+        f = fields[name]
+        spec = settings.spec_of(f)
+        label = spec.help[0].upper() + spec.help[1:]
+        options = dict(label=label, **overrides.get(name, {}))
+        if spec.kind == "class":
+            made.append(class_box)
+        elif spec.kind == "seeds":
+            made.append(gr.Textbox(settings.as_text(spec, f.default), **options))
+        elif spec.kind == "seed":
+            made.append(gr.Number(f.default, precision=0, minimum=spec.low, maximum=spec.high, **options))
+        elif spec.kind in ("float", "int"):
+            made.append(gr.Slider(spec.low, spec.high, value=f.default, step=spec.step, **options))
+        elif spec.kind == "choice":
+            made.append(gr.Radio(list(spec.choices), value=f.default, **options))
+        elif spec.kind == "layers":
+            made.append(gr.Dropdown(list(spec.choices), value=f.default, allow_custom_value=True, **options))
+        elif spec.kind == "bool":
+            made.append(gr.Checkbox(f.default, **options))
+        else:
+            made.append(gr.Textbox(f.default, **options))
+    return made
+
+
+def app_inputs(cls, components):
+    """The components of a tab's in-app fields, in field order (the endpoint's parameter order)."""
+    return [components[f.name] for f in cls.fields() if settings.spec_of(f).in_app]
 
 
 def random_seeds(count=8):
@@ -304,17 +367,15 @@ def random_seed():
 
 
 def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEMORY_BUDGET_MB):
-    global STORE, POLICY, MEMORY_BUDGET
-    STORE = ModelStore(device)
-    if STORE.device.type == "cpu":
+    """The Blocks of the app, with its Studio (state and handlers) as `.studio`."""
+    store = ModelStore(device)
+    if store.device.type == "cpu":
         stylegan.reuse_freed_memory()  # now, before Gradio's worker threads start (see its docstring)
-    POLICY = policy or SourcePolicy()
-    MEMORY_BUDGET = memory_budget_mb * 2 ** 20
+    studio = Studio(store, policy or SourcePolicy(), memory_budget_mb * 2 ** 20)
     hub_online = loading.hub_reachable()
-    initial = model or default_model(STORE.device, hub_online)
+    initial = model or default_model(store.device, hub_online)
     if model and not model.startswith(("hf://", "http://", "https://")) and model not in (e["name"] for e in CATALOG):
-        POLICY.trusted_files.add(Path(model).expanduser().resolve())  # named by whoever launched the app
-    choices = [e["name"] for e in CATALOG]
+        studio.policy.trusted_files.add(Path(model).expanduser().resolve())  # named by whoever launched the app
     with gr.Blocks(title="StyleGAN: see and play with style-based face generation",
                    delete_cache=(OUTPUT_MAX_AGE, OUTPUT_MAX_AGE)) as app:
         gr.Markdown("# StyleGAN: style-based face generation\nEach face comes from a seed (a random vector z), "
@@ -324,59 +385,59 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
             gr.Markdown("*The Hugging Face Hub cannot be reached, so only the bundled model and models already "
                         "downloaded or uploaded will load.*", elem_id="offline-note")
         with gr.Row():
-            model_box = gr.Dropdown(choices, value=initial, label="Model (or type a path, hf://owner/repo/file.pkl or an https:// URL)",
-                                    allow_custom_value=True, scale=3)
+            model_box = gr.Dropdown([e["name"] for e in CATALOG], value=initial, allow_custom_value=True, scale=3,
+                                    label="Model (or type a path, hf://owner/repo/file.pkl or an https:// URL)")
             upload = gr.File(label="...or upload a .pkl / .safetensors", file_types=[".pkl", ".safetensors"], scale=1)
         info = gr.Markdown(elem_id="model-info")
         class_idx = gr.Number(label="Class (conditional models only; -1 for none)", value=-1, precision=0)
+        inputs = {}  # tab -> {field: component}
+        results = {}  # tab -> (outputs of its endpoint, its caption / link Markdown)
 
         with gr.Tabs() as tabs:
             with gr.Tab("Generate", id="generate"):
                 gr.Markdown("Every seed is a different face. **Truncation psi** pulls the styles towards the average "
                             "face: lower psi, more typical and cleaner faces; psi 1 shows the model's full variety.")
                 with gr.Row():
-                    g_seeds = gr.Textbox("0-7", label="Seeds (like 0-7, 42)")
+                    seeds, = controls(GenerateSettings, ["seeds"])
                     g_random = gr.Button("Random seeds", scale=0)
-                    g_psi = gr.Slider(-1, 1.5, value=0.7, step=0.05, label="Truncation psi")
-                    g_noise = gr.Radio(["const", "random", "none"], value="const", label="Noise")
+                    psi, noise_mode = controls(GenerateSettings, ["psi", "noise_mode"])
                 with gr.Accordion("StyleGAN3 only: translate and rotate the input", open=False):
-                    g_tx = gr.Slider(-1, 1, value=0, step=0.05, label="Translate x")
-                    g_ty = gr.Slider(-1, 1, value=0, step=0.05, label="Translate y")
-                    g_rot = gr.Slider(-180, 180, value=0, step=1, label="Rotate (degrees)")
+                    moves = controls(GenerateSettings, ["translate_x", "translate_y", "rotate"])
+                inputs["generate"] = dict(zip(["seeds", "psi", "noise_mode", "class_idx", "translate_x", "translate_y",
+                                               "rotate"], [seeds, psi, noise_mode, class_idx, *moves]))
                 g_run = gr.Button("Generate", variant="primary")
                 g_gallery = gr.Gallery(label="Faces", columns=4, height="auto", elem_id="generate-gallery")
-                g_grid = gr.Image(label="Grid", type="filepath", visible=False)
-                g_file = gr.File(label="Download the grid (PNG with its recipe)")
-                g_link = gr.Markdown()
-                g_inputs = [model_box, g_seeds, g_psi, g_noise, class_idx, g_tx, g_ty, g_rot]
-                g_outputs = [g_gallery, g_grid, g_file, g_link]
+                g_grid = gr.File(label="Download the grid (PNG with its recipe)")
+                g_recipe = gr.JSON(label="Recipe", visible=False)
+                g_note = gr.Markdown()
+                results["generate"] = ([g_gallery, g_grid, g_recipe], g_note)
                 gr.Examples([["0-7", 0.7, "const"], ["85, 100, 2021, 7", 0.5, "const"], ["0-3", 1.0, "random"]],
-                            [g_seeds, g_psi, g_noise])
-                g_random.click(random_seeds, None, g_seeds, api_name=False)
-                g_run.click(generate, g_inputs, g_outputs, api_name="generate", concurrency_id=COMPUTE)
+                            [seeds, psi, noise_mode])
+                g_random.click(random_seeds, None, seeds, api_name=False)
+                g_run_event = g_run.click(studio.generate, [model_box, *app_inputs(GenerateSettings, inputs["generate"])],
+                                          results["generate"][0], api_name="generate", concurrency_id=COMPUTE)
 
             with gr.Tab("Style mixing", id="mix"):
                 gr.Markdown("Rows are faces whose styles are replaced, in a range of layers, by those of the column "
                             "faces (the StyleGAN paper's Figure 3). **Coarse** layers carry pose and face shape, "
                             "**middle** ones features and expression, **fine** ones colour and micro-detail.")
                 with gr.Row():
-                    m_rows = gr.Textbox("1, 2, 3", label="Row seeds (destination faces)")
-                    m_cols = gr.Textbox("4, 5, 6, 7", label="Column seeds (style sources)")
+                    rows, cols = controls(MixSettings, ["row_seeds", "col_seeds"])
                     m_random = gr.Button("Random seeds", scale=0)
                 with gr.Row():
-                    m_preset = gr.Radio(["coarse", "middle", "fine", "custom"], value="coarse", label="Layers from the columns")
-                    m_layers = gr.Textbox("0-4", label="Custom range start-stop (stop not included)")
-                    m_psi = gr.Slider(-1, 1.5, value=0.7, step=0.05, label="Truncation psi")
+                    layers, psi = controls(MixSettings, ["layers", "psi"])
+                inputs["mix"] = dict(row_seeds=rows, col_seeds=cols, layers=layers, psi=psi, class_idx=class_idx)
                 m_run = gr.Button("Mix styles", variant="primary")
-                m_grid = gr.Image(label="Style-mixing grid", type="filepath", elem_id="mix-grid")
-                m_file = gr.File(label="Download (PNG with its recipe)")
+                m_grid = gr.Image(label="Style-mixing grid (PNG with its recipe)", type="filepath", elem_id="mix-grid")
+                m_caption = gr.Markdown()
+                m_recipe = gr.JSON(label="Recipe", visible=False)
                 m_note = gr.Markdown()
-                m_inputs = [model_box, m_rows, m_cols, m_preset, m_layers, m_psi, class_idx]
+                results["mix"] = ([m_grid, m_caption, m_recipe], m_note)
                 gr.Examples([["1, 2, 3", "4, 5, 6, 7", "coarse"], ["1, 2, 3", "4, 5, 6, 7", "middle"],
-                             ["1, 2, 3", "4, 5, 6, 7", "fine"]], [m_rows, m_cols, m_preset])
-                m_random.click(lambda: (random_seeds(3), random_seeds(4)), None, [m_rows, m_cols], api_name=False)
-                m_run.click(style_mix, m_inputs, [m_grid, m_file, m_note], api_name="style_mix",
-                            concurrency_id=COMPUTE)
+                             ["1, 2, 3", "4, 5, 6, 7", "fine"]], [rows, cols, layers])
+                m_random.click(lambda: (random_seeds(3), random_seeds(4)), None, [rows, cols], api_name=False)
+                m_run_event = m_run.click(studio.style_mix, [model_box, *app_inputs(MixSettings, inputs["mix"])],
+                                          results["mix"][0], api_name="style_mix", concurrency_id=COMPUTE)
 
             with gr.Tab("Noise", id="noise"):
                 gr.Markdown("Besides its styles, each layer gets random per-pixel noise. Changing only the noise "
@@ -384,98 +445,108 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                             "The heat map shows where the realisations differ; noise on fine layers changes small "
                             "detail, on coarse layers larger curls.")
                 with gr.Row():
-                    n_seed = gr.Number(1, label="Seed", precision=0)
+                    seed, = controls(NoiseSettings, ["seed"])
                     n_random = gr.Button("Random seed", scale=0)
-                    n_samples = gr.Slider(2, 16, value=8, step=1, label="Noise realisations")
-                    n_layers = gr.Radio(["all", "coarse", "fine", "none"], value="all", label="Noise on layers")
-                    n_strength = gr.Slider(0, 3, value=1, step=0.1, label="Noise strength")
-                    n_psi = gr.Slider(-1, 1.5, value=0.7, step=0.05, label="Truncation psi")
+                    n_controls = controls(NoiseSettings, ["num_samples", "layers", "strength", "psi"])
+                inputs["noise"] = dict(zip(["seed", "num_samples", "layers", "strength", "psi", "class_idx"],
+                                           [seed, *n_controls, class_idx]))
                 n_run = gr.Button("Study the noise", variant="primary")
                 with gr.Row():
                     n_gallery = gr.Gallery(label="Realisations", columns=4, height="auto", scale=2)
                     n_heat = gr.Image(label="Standard deviation (bright = more variation)", type="filepath", scale=1,
                                       elem_id="noise-heatmap")
                 n_compare = gr.Gallery(label="Noise on all / coarse / fine / no layers", columns=4, height="auto")
-                n_file = gr.File(label="Download (PNG with its recipe)")
+                n_grid = gr.File(label="Download (PNG with its recipe)")
+                n_caption = gr.Markdown()
+                n_recipe = gr.JSON(label="Recipe", visible=False)
                 n_note = gr.Markdown()
-                n_inputs = [model_box, n_seed, n_samples, n_layers, n_strength, n_psi, class_idx]
-                gr.Examples([[1, 8, "all"], [1, 8, "fine"], [1, 8, "coarse"]], [n_seed, n_samples, n_layers])
-                n_random.click(random_seed, None, n_seed, api_name=False)
-                n_run.click(noise, n_inputs, [n_gallery, n_heat, n_compare, n_file, n_note], api_name="noise",
-                            concurrency_id=COMPUTE)
+                results["noise"] = ([n_gallery, n_heat, n_compare, n_grid, n_caption, n_recipe], n_note)
+                gr.Examples([[1, 8, "all"], [1, 8, "fine"], [1, 8, "coarse"]], [seed, *n_controls[:2]])
+                n_random.click(random_seed, None, seed, api_name=False)
+                n_run_event = n_run.click(studio.noise, [model_box, *app_inputs(NoiseSettings, inputs["noise"])],
+                                          results["noise"][0], api_name="noise", concurrency_id=COMPUTE)
 
             with gr.Tab("Interpolation video", id="video"):
                 gr.Markdown("A smooth walk from face to face. In **Z** the path follows a great circle of the "
                             "Gaussian input (spherical interpolation); in **W** it is a straight line between "
                             "styles, which the mapping network has made more even, so changes are smoother.")
                 with gr.Row():
-                    v_seeds = gr.Textbox("1, 2, 3", label="Keyframe seeds")
+                    v_seeds, = controls(VideoSettings, ["seeds"])
                     v_random = gr.Button("Random seeds", scale=0)
-                    v_frames = gr.Slider(2, 120, value=24, step=1, label="Frames per transition")
-                    v_fps = gr.Slider(5, 60, value=24, step=1, label="Frames per second")
+                    v_frames = controls(VideoSettings, ["frames_per_transition", "fps"])
                 with gr.Row():
-                    v_space = gr.Radio(["z", "w"], value="w", label="Space")
-                    v_easing = gr.Radio(["linear", "smooth"], value="smooth", label="Easing")
-                    v_loop = gr.Checkbox(True, label="Loop back to the first face")
-                    v_psi = gr.Slider(-1, 1.5, value=0.7, step=0.05, label="Truncation psi")
+                    v_more = controls(VideoSettings, ["space", "easing", "loop", "psi"])
+                inputs["video"] = dict(zip(["seeds", "frames_per_transition", "fps", "space", "easing", "loop", "psi",
+                                            "class_idx"], [v_seeds, *v_frames, *v_more, class_idx]))
                 v_run = gr.Button("Make the video", variant="primary")
-                v_player = gr.Video(label="Video", elem_id="video-player")
-                v_file = gr.File(label="Download the MP4 (recipe in its metadata)")
+                v_player = gr.Video(label="Video (MP4, recipe in its metadata)", elem_id="video-player")
+                v_recipe = gr.JSON(label="Recipe", visible=False)
                 v_note = gr.Markdown()
-                v_inputs = [model_box, v_seeds, v_frames, v_fps, v_space, v_easing, v_loop, v_psi, class_idx]
-                gr.Examples([["1, 2, 3", 24, "w"], ["10, 20, 30, 40", 12, "z"]], [v_seeds, v_frames, v_space])
+                results["video"] = ([v_player, v_recipe], v_note)
+                gr.Examples([["1, 2, 3", 24, "w"], ["10, 20, 30, 40", 12, "z"]], [v_seeds, v_frames[0], v_more[0]])
                 v_random.click(lambda: ", ".join(str(random_seed()) for _ in range(3)), None, v_seeds, api_name=False)
-                v_run.click(video, v_inputs, [v_player, v_file, v_note], api_name="video", concurrency_id=COMPUTE)
+                v_run_event = v_run.click(studio.video, [model_box, *app_inputs(VideoSettings, inputs["video"])],
+                                          results["video"][0], api_name="video", concurrency_id=COMPUTE)
 
-        model_box.change(model_info, model_box, info, api_name="model_info", concurrency_id=COMPUTE)
-        upload.upload(uploaded_model, upload, model_box, api_name=False)
+        handlers = {"generate": studio.generate, "mix": studio.style_mix, "noise": studio.noise, "video": studio.video}
+        for tab, event in (("generate", g_run_event), ("mix", m_run_event), ("noise", n_run_event),
+                           ("video", v_run_event)):
+            event.success(share_link(TABS[tab]), [model_box, *app_inputs(TABS[tab], inputs[tab])], results[tab][1],
+                          api_name=False)
+
+        model_box.change(studio.model_info, model_box, info, api_name="model_info", concurrency_id=COMPUTE)
+        upload.upload(studio.uploaded_model, upload, model_box, api_name=False)
+
+        linked_tab = gr.State("generate")
+        restorable = [tabs, linked_tab, model_box, class_idx] + [
+            c for tab in TABS for c in app_inputs(TABS[tab], inputs[tab]) if c is not class_idx]
 
         def restore(request: gr.Request):
-            """Settings from the page's query string (?tab=mix&rows=1,2&...), then a first result."""
+            """Settings from the page's query string (?tab=mix&rows=1,2&...); the tab's result follows."""
             q = dict(request.query_params) if request is not None else {}
-            tab = q.get("tab", "generate")
-            updates = {tabs: gr.Tabs(selected=tab if tab in ("generate", "mix", "noise", "video") else "generate")}
+            tab = q.get("tab") if q.get("tab") in TABS else "generate"
+            if tab == "mix" and "preset" in q:  # links made before the layers were one field
+                q["layers"] = q.get("layers", "") if q["preset"] == "custom" else q["preset"]
+            updates = {tabs: gr.Tabs(selected=tab), linked_tab: tab}
             if "model" in q:
                 updates[model_box] = gr.Dropdown(value=q["model"])
-            fields = {"generate": {"seeds": g_seeds, "psi": g_psi, "noise": g_noise},
-                      "mix": {"rows": m_rows, "cols": m_cols, "preset": m_preset, "layers": m_layers, "psi": m_psi},
-                      "noise": {"seed": n_seed, "samples": n_samples, "layers": n_layers, "strength": n_strength,
-                                "psi": n_psi},
-                      "video": {"seeds": v_seeds, "frames": v_frames, "fps": v_fps, "space": v_space,
-                                "easing": v_easing, "loop": v_loop, "psi": v_psi}}.get(tab, {})
-            for key, component in fields.items():
-                if key in q:
-                    updates[component] = _query_value(component, q[key])
-            if "cls" in q:
-                updates[class_idx] = _query_value(class_idx, q["cls"])
+            for name, value in TABS[tab].values_from_query(q).items():
+                updates[inputs[tab][name]] = value
             return updates
 
-        restored = app.load(restore, None, [tabs, model_box, class_idx, g_seeds, g_psi, g_noise, m_rows, m_cols,
-                                            m_preset, m_layers, m_psi, n_seed, n_samples, n_layers, n_strength,
-                                            n_psi, v_seeds, v_frames, v_fps, v_space, v_easing, v_loop, v_psi],
-                            api_name=False)
-        restored.then(model_info, model_box, info, api_name=False, concurrency_id=COMPUTE).then(
-            generate, g_inputs, g_outputs, api_name=False, concurrency_id=COMPUTE)
+        restored = app.load(restore, None, restorable, api_name=False)
+        restored = restored.then(studio.model_info, model_box, info, api_name=False, concurrency_id=COMPUTE)
+        for tab in TABS:  # the linked tab's result, as its sender saw it
+            tab_inputs = [model_box, *app_inputs(TABS[tab], inputs[tab])]
+
+            def show(linked, *values, tab=tab):
+                if linked != tab:
+                    yield tuple(gr.skip() for _ in results[tab][0])
+                    return
+                yield from _as_generator(handlers[tab](*values))
+            show.__signature__ = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+                                                    for n in ["linked", *("v%d" % i for i in range(len(tab_inputs)))]]
+                                                   + [inspect.Parameter("progress", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                                                        default=gr.Progress(track_tqdm=True))])
+            restored = restored.then(show, [linked_tab, *tab_inputs], results[tab][0], api_name=False,
+                                     concurrency_id=COMPUTE)
+            restored.then(lambda linked, *values, tab=tab: share_link(TABS[tab])(*values) if linked == tab else gr.skip(),
+                          [linked_tab, *tab_inputs], results[tab][1], api_name=False)
+    app.studio = studio
     return app
+
+
+def _as_generator(result):
+    if inspect.isgenerator(result):
+        yield from result
+    else:
+        yield result
 
 
 def queue(app):
     """One model request at a time on a CPU (torch already uses every core), two on a GPU; at most
     32 waiting, beyond which visitors are told the app is busy."""
-    app.queue(default_concurrency_limit=2 if STORE.device.type == "cuda" else 1, max_size=32)
-
-
-def _query_value(component, text):
-    """A query-string value as the component's type; a value that does not parse is ignored."""
-    if isinstance(component, gr.Checkbox):
-        return text.lower() in ("1", "true", "yes")
-    if isinstance(component, (gr.Slider, gr.Number)):
-        try:
-            value = float(text)
-        except ValueError:
-            return gr.update()
-        return value if math.isfinite(value) else gr.update()
-    return text
+    app.queue(default_concurrency_limit=2 if app.studio.store.device.type == "cuda" else 1, max_size=32)
 
 
 def parse_args(argv=None):
@@ -498,19 +569,20 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def launch_options(args):
+def launch_options(args, app):
     """app.launch() arguments for the command line's settings."""
-    return dict(server_name=args.host, server_port=args.port, share=args.share, allowed_paths=[str(OUTPUT_DIR)],
-                max_file_size=f"{args.max_upload_mb}mb")
+    return dict(server_name=args.host, server_port=args.port, share=args.share,
+                allowed_paths=[str(app.studio.output_dir)], max_file_size=f"{args.max_upload_mb}mb")
 
 
 def main():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     args = parse_args()
     public = args.share or bool(os.environ.get("SPACE_ID"))
     policy = SourcePolicy(args.allow_dir, public=public, allow_typed=args.allow_typed_sources)
     app = build_app(args.model, args.device, policy, args.memory_budget_mb)
     queue(app)
-    app.launch(**launch_options(args))
+    app.launch(**launch_options(args, app))
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ def seed_range(start, count):
 # endpoint -> (share of requests, arguments given a random source)
 REQUESTS = {
     "/generate": (0.4, lambda r: (MODEL, seed_range(r.randint(0, 9999), 4), 0.7, "const", -1, 0, 0, 0)),
-    "/style_mix": (0.25, lambda r: (MODEL, f"{r.randint(0, 99)}, {r.randint(0, 99)}", "1, 2, 3", "coarse", "", 0.7, -1)),
+    "/style_mix": (0.25, lambda r: (MODEL, f"{r.randint(0, 99)}, {r.randint(0, 99)}", "1, 2, 3", "coarse", 0.7, -1)),
     "/noise": (0.2, lambda r: (MODEL, r.randint(0, 9999), 4, "fine", 1.0, 0.7, -1)),
     "/video": (0.15, lambda r: (MODEL, f"{r.randint(0, 99)}, {r.randint(0, 99)}", 6, 12, "w", "smooth", True, 0.7, -1)),
 }

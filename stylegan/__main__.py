@@ -1,15 +1,18 @@
-"""Command line: python -m stylegan COMMAND ... (see --help)."""
+"""Command line: python -m stylegan COMMAND ... (see --help).
+
+Each task's options are its settings fields (stylegan.settings), so names, defaults and help are
+written once. Torch is imported only once a command runs: --help answers at once.
+"""
 
 import argparse
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-import torch
+from . import settings
+from .settings import SettingsError
 
-from . import demos, loading, stylegan1
+demos = loading = outputs = None  # imported by main() after the arguments are parsed
 
 
 def describe(G):
@@ -17,7 +20,7 @@ def describe(G):
     params = sum(p.numel() for p in G.parameters())
     resolutions = ", ".join(str(r) for r in G.synthesis.ws_resolutions)
     classes = f"{G.c_dim} classes" if G.c_dim else "unconditional"
-    cutoff = stylegan1.DEFAULT_TRUNCATION_CUTOFF if G.family == "stylegan1" else G.num_ws
+    cutoff = G.default_truncation_cutoff or G.num_ws
     return "\n".join([
         f"source:      {G.source}",
         f"family:      {G.family}",
@@ -57,6 +60,7 @@ def _device(name):
     """Check a --device name before any work: torch's own errors are long tracebacks."""
     if name is None:
         return None
+    import torch
     try:
         device = torch.device(name)
     except RuntimeError:
@@ -92,34 +96,11 @@ def _png_path(out):
 
 
 def _save(image, path, recipe, output):
-    demos.save_png(image, path, dict(recipe, output=output))
+    outputs.save_png(image, path, dict(recipe, output=output))
     print(f"wrote {path}")
 
 
-def _save_folder(folder, files, recipe):
-    """files: {name: (image, output)}. All are written to a temporary folder first, then moved in,
-    so that an error leaves no half-written set behind."""
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix="." + folder.name + ".", dir=folder.parent))
-    except OSError as e:
-        raise UsageError(f"cannot write into {folder}: {e.strerror}.") from None
-    try:
-        for name, (image, output) in files.items():
-            demos.save_png(image, tmp / name, dict(recipe, output=output))
-        if folder.exists():
-            for name in files:
-                os.replace(tmp / name, folder / name)
-        else:
-            os.rename(tmp, folder)
-    except OSError as e:
-        raise UsageError(f"cannot write into {folder}: {e.strerror or e}.") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for name in files:
-        print(f"wrote {folder / name}")
-
-
-def cmd_generate(args):
+def cmd_generate(args, task):
     out = Path(args.out)
     to_folder = out.suffix.lower() != ".png"
     if out.suffix.lower() in OTHER_IMAGE_SUFFIXES:
@@ -130,44 +111,36 @@ def cmd_generate(args):
         _check_folder(out.parent, out)
     else:
         _png_path(out)
-    G = _load(args)
-    result = demos.generate(G, args.seeds, psi=args.psi, truncation_cutoff=args.cutoff, noise_mode=args.noise_mode,
-                            noise_seed=args.noise_seed, class_idx=args.class_idx, translate=tuple(args.translate),
-                            rotate=args.rotate, max_images=args.max_images)
+    result = demos.generate(_load(args), task, max_images=args.max_images)
     if not to_folder:
         _save(result.grid, out, result.recipe, "grid")
         return
-    files = {f"seed{seed:04d}.png": (image, f"image:{i}")
+    files = {f"seed{seed:04d}.png": (image, dict(result.recipe, output=f"image:{i}"))
              for i, (seed, image) in enumerate(zip(result.recipe["seeds"], result.images))}
-    files["grid.png"] = (result.grid, "grid")
-    _save_folder(out, files, result.recipe)
+    files["grid.png"] = (result.grid, dict(result.recipe, output="grid"))
+    for path in outputs.save_pngs(out, files):
+        print(f"wrote {path}")
 
 
-def cmd_mix(args):
+def cmd_mix(args, task):
     out = _png_path(args.out)
-    G = _load(args)
-    result = demos.style_mix(G, args.rows, args.cols, layers=args.layers, psi=args.psi, truncation_cutoff=args.cutoff,
-                             noise_mode=args.noise_mode, noise_seed=args.noise_seed, class_idx=args.class_idx,
-                             max_images=args.max_images)
+    result = demos.style_mix(_load(args), task, max_images=args.max_images)
     _save(result.grid, out, result.recipe, "grid")
 
 
-def cmd_noise(args):
+def cmd_noise(args, task):
     out = _png_path(args.out)
     strip = out.with_name(out.stem + "-layers.png")
-    G = _load(args)
-    result = demos.noise_study(G, args.seed, num_samples=args.samples, layers=args.layers, strength=args.strength,
-                               psi=args.psi, noise_seed=args.noise_seed, class_idx=args.class_idx,
-                               max_images=args.max_images)
+    result = demos.noise_study(_load(args), task, max_images=args.max_images)
     _save(result.grid, out, result.recipe, "grid")
     try:
         _save(result.extras["comparison_grid"], strip, result.recipe, "comparison_grid")
-    except demos.DemoError:
+    except SettingsError:
         out.unlink(missing_ok=True)  # both or neither
         raise
 
 
-def cmd_video(args):
+def cmd_video(args, task):
     from tqdm import tqdm
     _check_folder(Path(args.out).parent, args.out)
     G = _load(args)
@@ -178,10 +151,7 @@ def cmd_video(args):
             bars.append(tqdm(total=total, unit="frame", disable=args.quiet))
         bars[0].update(done - bars[0].n)
     try:
-        path, recipe = demos.interpolation_video(
-            G, args.seeds, args.out, frames_per_transition=args.frames, fps=args.fps, space=args.space,
-            easing=args.easing, loop=not args.no_loop, psi=args.psi, noise_mode=args.noise_mode,
-            class_idx=args.class_idx, max_frames=args.max_frames, progress=progress)
+        path, recipe = demos.interpolation_video(G, task, args.out, progress=progress, max_frames=args.max_frames)
     finally:
         for bar in bars:
             bar.close()
@@ -204,6 +174,40 @@ def _recipe_source(recipe):
     return None if source in (None, "bundled") else str(source)
 
 
+def add_settings_options(parser, cls):
+    """One option per field of a settings class, with the field's name, default and help."""
+    for f in cls.fields():
+        spec = settings.spec_of(f)
+        flag = spec.flag or "--" + f.name.replace("_", "-")
+        default = f.default
+        shown = settings.as_text(spec, default) if default is not None else None
+        if spec.kind == "bool":
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default,
+                                help=f"{spec.help} (default: {flag if default else '--no-' + flag[2:]})")
+            continue
+        kind = {"float": float, "int": int, "class": int}.get(spec.kind, str)
+        parser.add_argument(flag, dest=f.name, type=kind, default=default, metavar=flag[2:].upper().replace("-", "_"),
+                            help=spec.help + (f" (default {shown})" if shown else ""))
+
+
+COMMANDS = {  # command: (settings class, help, example, run, output option)
+    "generate": (settings.GenerateSettings, "faces from seeds",
+                 "python -m stylegan generate --seeds 0-7,42 --out faces.png\n"
+                 "         python -m stylegan generate --seeds 0-3 --out faces/   (seed0000.png ... and grid.png)",
+                 cmd_generate, ("faces.png", "a .png for the grid, or a folder for one PNG per seed")),
+    "mix": (settings.MixSettings, "style-mixing grid (the StyleGAN paper's Figure 3)",
+            "python -m stylegan mix --rows 1,2,3 --cols 4,5,6,7 --layers coarse --out mixing.png",
+            cmd_mix, ("mixing.png", "the grid, a .png")),
+    "noise": (settings.NoiseSettings, "what the per-layer noise changes (the paper's Figures 4-5)",
+              "python -m stylegan noise --seed 1 --samples 8 --layers fine --out noise.png",
+              cmd_noise, ("noise.png", "the realisations and their standard deviation's heat map; OUT-layers.png "
+                                       "gets the same noise on all / coarse / fine / no layers")),
+    "video": (settings.VideoSettings, "interpolation video between seeds",
+              "python -m stylegan video --seeds 1,2,3 --frames 30 --space w --out walk.mp4",
+              cmd_video, ("walk.mp4", ".mp4 (H.264) or .gif")),
+}
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m stylegan", description="StyleGAN generators from the command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -219,69 +223,26 @@ def build_parser():
     p.add_argument("out", help="output .safetensors path")
     p.set_defaults(run=cmd_convert)
 
-    def demo_parser(name, help, example, run):
+    for name, (cls, help, example, run, (out, out_help)) in COMMANDS.items():
         p = sub.add_parser(name, help=help, epilog="example: " + example,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--model", help="checkpoint: path, hf://owner/repo/file.pkl or https:// URL (default: the bundled model)")
         p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-        p.add_argument("--psi", type=float, default=0.7, help="truncation psi in [-2, 2] (default 0.7)")
-        p.add_argument("--class", dest="class_idx", type=int, help="class index, for conditional models")
-        p.set_defaults(run=run)
-        return p
-
-    p = demo_parser("generate", "faces from seeds",
-                    "python -m stylegan generate --seeds 0-7,42 --out faces.png\n"
-                    "         python -m stylegan generate --seeds 0-3 --out faces/   (seed0000.png ... and grid.png)",
-                    cmd_generate)
-    p.add_argument("--seeds", default="0-7", help="seeds like '0-7, 42' (default 0-7)")
-    p.add_argument("--cutoff", type=int, help="truncate only the first CUTOFF style inputs")
-    p.add_argument("--noise-mode", default="const", help="const, random or none")
-    p.add_argument("--noise-seed", type=int, default=0, help="seed of random noise")
-    p.add_argument("--translate", type=float, nargs=2, default=[0.0, 0.0], metavar=("X", "Y"), help="StyleGAN3 only")
-    p.add_argument("--rotate", type=float, default=0.0, help="degrees, StyleGAN3 only")
-    p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES, help="refuse more seeds than this")
-    p.add_argument("--out", default="faces.png", help="a .png for the grid, or a folder for one PNG per seed")
-
-    p = demo_parser("mix", "style-mixing grid (the StyleGAN paper's Figure 3)",
-                    "python -m stylegan mix --rows 1,2,3 --cols 4,5,6,7 --layers coarse --out mixing.png", cmd_mix)
-    p.add_argument("--rows", default="1,2,3", help="row seeds: the faces that receive styles")
-    p.add_argument("--cols", default="4,5,6,7", help="column seeds: the faces that give styles")
-    p.add_argument("--layers", default="coarse", help="coarse, middle, fine, or a range start-stop (stop excluded)")
-    p.add_argument("--cutoff", type=int, help="truncate only the first CUTOFF style inputs")
-    p.add_argument("--noise-mode", default="const", help="const, random or none")
-    p.add_argument("--noise-seed", type=int, default=0, help="seed of random noise")
-    p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES, help="refuse more cells than this")
-    p.add_argument("--out", default="mixing.png", help="the grid, a .png")
-
-    p = demo_parser("noise", "what the per-layer noise changes (the paper's Figures 4-5)",
-                    "python -m stylegan noise --seed 1 --samples 8 --layers fine --out noise.png", cmd_noise)
-    p.add_argument("--seed", default="1", help="the one face to study (default 1)")
-    p.add_argument("--samples", type=int, default=8, help="noise realisations")
-    p.add_argument("--layers", default="all", help="all, coarse, fine, none, or a range start-stop of noise layers")
-    p.add_argument("--strength", type=float, default=1.0, help="multiplier of the learned noise strengths")
-    p.add_argument("--noise-seed", type=int, default=0, help="seed of the first noise sample; the others follow")
-    p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES, help="refuse more samples than this")
-    p.add_argument("--out", default="noise.png", help="the samples and heat map; OUT-layers.png gets the comparison")
-
-    p = demo_parser("video", "interpolation video between seeds",
-                    "python -m stylegan video --seeds 1,2,3 --frames 30 --space w --out walk.mp4", cmd_video)
-    p.add_argument("--seeds", default="1,2,3", help="keyframe seeds")
-    p.add_argument("--frames", type=int, default=30, help="frames per transition")
-    p.add_argument("--fps", type=float, default=30)
-    p.add_argument("--space", default="z", help="z (spherical interpolation) or w (linear)")
-    p.add_argument("--easing", default="smooth", help="linear or smooth")
-    p.add_argument("--no-loop", action="store_true", help="end on the last seed instead of returning to the first")
-    p.add_argument("--noise-mode", default="const", help="const, random or none")
-    p.add_argument("--max-frames", type=int, default=demos.MAX_FRAMES, help="refuse longer videos")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--out", default="walk.mp4", help=".mp4 (H.264) or .gif")
+        add_settings_options(p, cls)
+        if cls is settings.VideoSettings:
+            p.add_argument("--max-frames", type=int, default=settings.MAX_FRAMES, help="refuse longer videos")
+            p.add_argument("--quiet", action="store_true", help="no progress bar")
+        else:
+            p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES, help="refuse requests of more images")
+        p.add_argument("--out", default=out, help=out_help)
+        p.set_defaults(run=run, settings_class=cls)
 
     p = sub.add_parser("regenerate", help="rebuild an image from the recipe in its PNG",
                        epilog="example: python -m stylegan regenerate faces.png --out again.png")
     p.add_argument("image", help="a PNG written by this tool")
     p.add_argument("--model", help="use this checkpoint instead of the one the recipe names")
     p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
-    p.add_argument("--max-images", type=int, default=demos.MAX_IMAGES,
+    p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES,
                    help="refuse recipes with more images than this (raise it for images made with --max-images)")
     p.add_argument("--out", help="default: IMAGE-regenerated.png")
     p.set_defaults(run=cmd_regenerate)
@@ -289,10 +250,16 @@ def build_parser():
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # --help ends here, before torch is imported
+    global demos, loading, outputs
+    from . import demos, loading, outputs
     try:
-        args.run(args)
-    except (UsageError, loading.LoadError, demos.DemoError) as e:
+        if hasattr(args, "settings_class"):
+            values = {f.name: getattr(args, f.name) for f in args.settings_class.fields()}
+            args.run(args, args.settings_class(**values))
+        else:
+            args.run(args)
+    except (UsageError, loading.LoadError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

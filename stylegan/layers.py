@@ -242,13 +242,14 @@ class MappingNetwork(nn.Module):
         return ws
 
 
-def images_at_once(ws, img_resolution, cpu_batch_pixels):
-    """How many images a synthesis network computes at once: all of them, except on a CPU,
-    where memory traffic rather than arithmetic makes large batches of large images slower per
-    image (StyleGAN2 at 1024 px: a third slower in a batch of 8 than alone; StyleGAN3-R at
-    256 px: 7.7 s against 4.3 s). There, at most cpu_batch_pixels image pixels at once."""
-    if ws.device.type != "cpu":
-        return ws.shape[0]
+def images_at_once(device, img_resolution, cpu_batch_pixels):
+    """How many images a synthesis network computes well at once: any number (None), except on a
+    CPU, where memory traffic rather than arithmetic makes large batches of large images slower
+    per image (StyleGAN2 at 1024 px: a third slower in a batch of 8 than alone; StyleGAN3-R at
+    256 px: 7.7 s against 4.3 s). There, at most cpu_batch_pixels image pixels at once.
+    The memory planner (planner.plan_batch) sizes the demos' batches by this rule too."""
+    if device.type != "cpu":
+        return None
     return max(cpu_batch_pixels // img_resolution ** 2, 1)
 
 
@@ -275,6 +276,7 @@ class Generator(nn.Module):
     signature of NVIDIA's G_ema; each family names its networks and mapping defaults."""
 
     family = None
+    default_truncation_cutoff = None  # psi acts on the first N style inputs by default; None: on all
     mapping_network = synthesis_network = None
     mapping_defaults = {}
 

@@ -124,6 +124,9 @@ class SynthesisNetwork(nn.Module):
         self.noise_layers = list(layers)
         self.ws_resolutions = [layer.resolution for layer in layers]
         self.has_noise = True
+        self.accepts_transform = False
+        self.styles_follow_resolution = True
+        self.cpu_batch_pixels = 2 * 512 ** 2  # see layers.images_at_once
 
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
@@ -143,4 +146,5 @@ class Generator(layers.Generator):
     """z, c -> image (see layers.Generator)."""
 
     family = "stylegan1"
+    default_truncation_cutoff = DEFAULT_TRUNCATION_CUTOFF
     mapping_network, synthesis_network = MappingNetwork, SynthesisNetwork

@@ -216,6 +216,8 @@ class SynthesisNetwork(nn.Module):
         self.ws_resolutions = [layer.resolution for layer in self.noise_layers] + [img_resolution]
         self.has_noise = use_noise
         self.cpu_batch_pixels = 2 * 512 ** 2  # see layers.images_at_once
+        self.accepts_transform = False
+        self.styles_follow_resolution = True
 
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
@@ -229,7 +231,7 @@ class SynthesisNetwork(nn.Module):
         scales = np.broadcast_to(np.asarray(noise_strength, dtype=np.float64), [len(self.noise_layers)]).tolist()
         n = ws.shape[0]
         generators = noise_generators(noise_seed, n) if noise_mode == "random" else None
-        step = images_at_once(ws, self.img_resolution, self.cpu_batch_pixels)
+        step = images_at_once(ws.device, self.img_resolution, self.cpu_batch_pixels) or n
         if n <= step:
             return self.synthesize(ws, noise_mode, scales, generators)
         return torch.cat([self.synthesize(ws[i:i + step], noise_mode, scales, generators and generators[i:i + step])

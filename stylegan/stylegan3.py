@@ -223,6 +223,8 @@ class SynthesisNetwork(nn.Module):
         # Its layers work at up to four times the image's pixels: one 256 px image at a time on a
         # CPU (see layers.images_at_once).
         self.cpu_batch_pixels = 256 ** 2
+        self.accepts_transform = True  # forward(ws, transform=...) translates / rotates the input
+        self.styles_follow_resolution = False  # its layers' sizes do not follow a resolution pyramid
 
     def forward(self, ws, transform=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32. Noise arguments are ignored.
@@ -232,7 +234,7 @@ class SynthesisNetwork(nn.Module):
         if ws.ndim != 3 or ws.shape[1] != self.num_ws or ws.shape[2] != self.w_dim:
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], not {list(ws.shape)}")
         n = ws.shape[0]
-        step = images_at_once(ws, self.img_resolution, self.cpu_batch_pixels)
+        step = images_at_once(ws.device, self.img_resolution, self.cpu_batch_pixels) or n
         if n > step:
             return torch.cat([self(ws[i:i + step], transform) for i in range(0, n, step)])
         ws = ws.to(torch.float32).unbind(dim=1)

@@ -3,6 +3,7 @@
 import socket
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 import gradio as gr
@@ -24,10 +25,17 @@ def blocks():
     return app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES]))
 
 
-def test_generate_handler(blocks):
-    images, grid, download, link = app.generate(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
+@pytest.fixture(scope="module")
+def studio(blocks):
+    return blocks.studio
+
+
+def test_generate_handler(studio):
+    images, grid, recipe = studio.generate(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
+    download = grid
+    link = app.share_link(app.GenerateSettings)(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
     assert [Path(p).name for p in images] == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0003.png"]
-    G = app.STORE.get(MODEL)
+    G = studio.model(MODEL)
     face = Image.open(images[2])
     assert face.size == (32, 32)
     assert np.array_equal(np.asarray(face), np.asarray(demos.run_recipe(G, demos.read_recipe(images[2]))))
@@ -36,16 +44,16 @@ def test_generate_handler(blocks):
     assert "tab=generate" in link and "seeds=0-3" in link
 
 
-def test_style_mix_handler(blocks):
-    grid, download, note = app.style_mix(MODEL, "1, 2, 3", "4, 5, 6, 7", "coarse", "", 0.7, -1)
+def test_style_mix_handler(studio):
+    grid, note, recipe = studio.style_mix(MODEL, "1, 2, 3", "4, 5, 6, 7", "coarse", 0.7, -1)
     assert Image.open(grid).size == (5 * 32, 4 * 32)
     assert "Layers 0-2 (4² to 8²)" in note
-    grid, _, note = app.style_mix(MODEL, "1", "2", "custom", "2-6", 1.0, -1)
+    grid, note, _ = studio.style_mix(MODEL, "1", "2", "2-6", 1.0, -1)
     assert Image.open(grid).size == (2 * 32, 2 * 32) and "Layers 2-5" in note
 
 
-def test_noise_handler(blocks):
-    images, heat, comparison, download, note = app.noise(MODEL, 3, 4, "fine", 1.0, 0.7, -1)
+def test_noise_handler(studio):
+    images, heat, comparison, grid, note, recipe = studio.noise(MODEL, 3, 4, "fine", 1.0, 0.7, -1)
     assert [Path(p).name for p in images] == [f"seed0003-noise{k}.png" for k in range(4)]
     assert Image.open(heat).size == (32, 32)
     assert [Path(p).name for p, _ in comparison] == [f"noise-on-{g}.png" for g in ("all", "coarse", "fine", "none")]
@@ -55,17 +63,17 @@ def test_noise_handler(blocks):
     assert "standard deviation" in note
 
 
-def test_video_handler(blocks):
-    *progress, (player, download, note) = app.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1)
+def test_video_handler(studio):
+    *progress, (player, recipe) = studio.video(MODEL, "1, 2", 3, 10, "z", "linear", False, 0.7, -1)
     assert len(progress) == 1  # one batch of four frames
-    assert iio.imread(player).shape[0] == 4 and note.startswith("4 frames")
+    assert iio.imread(player).shape[0] == 4 and recipe["frames"] == 4
 
 
-def test_model_info(blocks):
-    text = app.model_info(MODEL)
+def test_model_info(studio):
+    text = studio.model_info(MODEL)
     assert "StyleGAN2" in text and "32 px" in text and "cpu" in text
     original = str(FIXTURES / "stylegan1" / "sg1_32.pkl")
-    assert "StyleGAN (2019)" in app.model_info(original)
+    assert "StyleGAN (2019)" in studio.model_info(original)
 
 
 def test_catalog_entries_are_loadable_sources():
@@ -81,44 +89,47 @@ def test_catalog_entries_are_loadable_sources():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: app.generate(MODEL, "1, x", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
-    (lambda: app.generate(MODEL, "-3", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
-    (lambda: app.generate(MODEL, "", 0.7, "const", -1, 0, 0, 0), "No seeds"),
-    (lambda: app.generate(MODEL, "0-100", 0.7, "const", -1, 0, 0, 0), "at most 32"),
-    (lambda: app.generate(MODEL, "1", 5, "const", -1, 0, 0, 0), "outside [-2, 2]"),
-    (lambda: app.generate(MODEL, "1", 0.7, "const", 3, 0, 0, 0), "unconditional"),
-    (lambda: app.generate(CONDITIONAL, "1", 0.7, "const", -1, 0, 0, 0), "conditional"),
-    (lambda: app.generate(CONDITIONAL, "1", 0.7, "const", 12, 0, 0, 0), "classes 0 to 9"),
-    (lambda: app.generate(MODEL, "1", 0.7, "const", -1, 0.5, 0, 0), "StyleGAN3"),
-    (lambda: app.generate(str(FIXTURES / "no-such-model.pkl"), "1", 0.7, "const", -1, 0, 0, 0), "no such checkpoint"),
-    (lambda: app.generate("/etc/passwd", "1", 0.7, "const", -1, 0, 0, 0), "Local models are read only from"),
-    (lambda: app.generate("", "1", 0.7, "const", -1, 0, 0, 0), "Choose a model"),
-    (lambda: app.style_mix(MODEL, "1", "2", "custom", "5-99", 0.7, -1), "outside this model's layers"),
-    (lambda: app.style_mix(MODEL, "1", "2", "custom", "banana", 0.7, -1), "not a layer range"),
-    (lambda: app.style_mix(MODEL, "1", "2", "fine", "", 0.7, -1), "no 'fine' layers"),
-    (lambda: app.style_mix(MODEL, "0-7", "0-7", "coarse", "", 0.7, -1), "at most 32"),
-    (lambda: app.noise(MODEL, -1, 4, "all", 1.0, 0.7, -1), "out of range"),
-    (lambda: app.noise(MODEL, 1, 4, "all", -2, 0.7, -1), "strength"),
-    (lambda: list(app.video(MODEL, "1", 10, 10, "w", "smooth", True, 0.7, -1)), "at least two"),
-    (lambda: list(app.video(MODEL, "1, 2, 3", 400, 10, "w", "smooth", True, 0.7, -1)), "at most 600"),
+    (lambda app: app.generate(MODEL, "1, x", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
+    (lambda app: app.generate(MODEL, "-3", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
+    (lambda app: app.generate(MODEL, "", 0.7, "const", -1, 0, 0, 0), "No seeds"),
+    (lambda app: app.generate(MODEL, "0-100", 0.7, "const", -1, 0, 0, 0), "at most 32"),
+    (lambda app: app.generate(MODEL, "1", 5, "const", -1, 0, 0, 0), "outside [-2, 2]"),
+    (lambda app: app.generate(MODEL, "1", 0.7, "const", 3, 0, 0, 0), "unconditional"),
+    (lambda app: app.generate(CONDITIONAL, "1", 0.7, "const", -1, 0, 0, 0), "conditional"),
+    (lambda app: app.generate(CONDITIONAL, "1", 0.7, "const", 12, 0, 0, 0), "classes 0 to 9"),
+    (lambda app: app.generate(MODEL, "1", 0.7, "const", -1, 0.5, 0, 0), "StyleGAN3"),
+    (lambda app: app.generate(str(FIXTURES / "no-such-model.pkl"), "1", 0.7, "const", -1, 0, 0, 0), "no such checkpoint"),
+    (lambda app: app.generate("/etc/passwd", "1", 0.7, "const", -1, 0, 0, 0), "Local models are read only from"),
+    (lambda app: app.generate("", "1", 0.7, "const", -1, 0, 0, 0), "Choose a model"),
+    (lambda app: app.style_mix(MODEL, "1", "2", "5-99", 0.7, -1), "outside this model's layers"),
+    (lambda app: app.style_mix(MODEL, "1", "2", "banana", 0.7, -1), "not a layer range"),
+    (lambda app: app.style_mix(MODEL, "1", "2", "fine", 0.7, -1), "no 'fine' layers"),
+    (lambda app: app.style_mix(MODEL, "0-7", "0-7", "coarse", 0.7, -1), "at most 32"),
+    (lambda app: app.noise(MODEL, -1, 4, "all", 1.0, 0.7, -1), "out of range"),
+    (lambda app: app.noise(MODEL, 1, 4, "all", -2, 0.7, -1), "strength"),
+    (lambda app: list(app.video(MODEL, "1", 10, 10, "w", "smooth", True, 0.7, -1)), "at least two"),
+    (lambda app: list(app.video(MODEL, "1, 2, 3", 400, 10, "w", "smooth", True, 0.7, -1)), "at most 600"),
 ])
-def test_bad_input_gives_a_sentence(blocks, call, message):
+def test_bad_input_gives_a_sentence(studio, call, message):
     with pytest.raises(gr.Error) as e:
-        call()
+        call(studio)
     assert message in str(e.value)
     assert str(e.value).count("\n") == 0
 
 
-def test_stylegan3_noise_is_explained(blocks):
+def test_stylegan3_noise_is_explained(studio):
     with pytest.raises(gr.Error, match="no noise inputs"):
-        app.noise(str(REFERENCE / "sg3t_32.pkl"), 1, 4, "all", 1.0, 0.7, -1)
+        studio.noise(str(REFERENCE / "sg3t_32.pkl"), 1, 4, "all", 1.0, 0.7, -1)
 
 
 def test_query_values():
-    assert app._query_value(gr.Slider(), "0.5") == 0.5
-    assert app._query_value(gr.Checkbox(), "0") is False
-    assert app._query_value(gr.Textbox(), "1,2") == "1,2"
-    assert app._query_value(gr.Slider(), "abc") == gr.update()
+    """A link's values are read as their field's kind; what does not parse is left out."""
+    assert app.VideoSettings.values_from_query({"fps": "0.5", "loop": "0", "seeds": "1,2"}) == {
+        "fps": 0.5, "loop": False, "seeds": "1,2"}
+    assert app.GenerateSettings.values_from_query({"psi": "abc", "cls": "3"}) == {"class_idx": 3}
+    settings = app.MixSettings(row_seeds="1-3", col_seeds=[4, 9], layers="middle", psi=0.5)
+    assert app.MixSettings(**app.MixSettings.values_from_query(
+        dict(urllib.parse.parse_qsl(settings.to_query("m"))))) == settings
 
 
 def _free_port():
@@ -128,8 +139,7 @@ def _free_port():
 
 
 @pytest.fixture(scope="module")
-def running_app():
-    blocks = app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES]))
+def running_app(blocks):
     app.queue(blocks)
     port = _free_port()
     blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -143,22 +153,41 @@ def test_every_endpoint_through_gradio_client(running_app):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/generate", "/style_mix", "/noise", "/video", "/model_info"} <= endpoints
 
-    gallery, grid, download, link = client.predict(MODEL, "0-2", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+    gallery, grid, recipe = client.predict(model=MODEL, seeds="0-2", psi=0.7, noise_mode="const", api_name="/generate")
     assert len(gallery) == 3 and Image.open(grid).size == (3 * 32, 32)
-    assert demos.read_recipe(download)["kind"] == "generate"
+    assert demos.read_recipe(grid)["kind"] == "generate" and recipe["seeds"] == [0, 1, 2]
 
-    grid, download, note = client.predict(MODEL, "1, 2", "3, 4, 5", "coarse", "", 0.7, -1, api_name="/style_mix")
-    assert Image.open(grid).size == (4 * 32, 3 * 32)
+    grid, caption, recipe = client.predict(model=MODEL, row_seeds="1, 2", col_seeds="3, 4, 5", layers="coarse",
+                                           api_name="/style_mix")
+    assert Image.open(grid).size == (4 * 32, 3 * 32) and recipe["layers"] == [0, 3]
 
-    samples, heat, comparison, download, note = client.predict(MODEL, 1, 3, "all", 1, 0.7, -1, api_name="/noise")
+    samples, heat, comparison, grid, caption, recipe = client.predict(model=MODEL, seed=1, num_samples=3,
+                                                                      api_name="/noise")
     assert len(samples) == 3 and len(comparison) == 4 and Image.open(heat).size == (32, 32)
 
-    player, download, note = client.predict(MODEL, "1, 2", 4, 10, "w", "smooth", True, 0.7, -1, api_name="/video")
+    player, recipe = client.predict(model=MODEL, seeds="1, 2", frames_per_transition=4, fps=10, api_name="/video")
     path = player["video"] if isinstance(player, dict) else player
-    assert iio.imread(path).shape[0] == 8  # 2 transitions (looping back) x 4 frames
+    assert iio.imread(path).shape[0] == 8 and recipe["frames"] == 8  # 2 transitions (looping back) x 4 frames
 
     with pytest.raises(Exception, match="is not a seed"):
-        client.predict(MODEL, "seven", 0.7, "const", -1, 0, 0, 0, api_name="/generate")
+        client.predict(model=MODEL, seeds="seven", api_name="/generate")
+
+
+def test_endpoints_describe_their_parameters(running_app):
+    """view_api() names each endpoint's parameters after the settings fields, with their defaults."""
+    from gradio_client import Client
+    api = Client(running_app, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for endpoint, cls in [("/generate", app.GenerateSettings), ("/style_mix", app.MixSettings),
+                          ("/noise", app.NoiseSettings), ("/video", app.VideoSettings)]:
+        parameters = {p["parameter_name"]: p for p in api[endpoint]["parameters"]}
+        offered = [f for f in cls.fields() if f.metadata["spec"].in_app]
+        assert list(parameters) == ["model"] + [f.name for f in offered]
+        for f in offered:
+            if f.name != "class_idx":  # one class control serves every tab
+                spec = f.metadata["spec"]
+                assert parameters[f.name]["parameter_default"] in (f.default, app.settings.as_text(spec, f.default))
+                assert parameters[f.name]["label"].lower() == spec.help.lower()
+        assert "seeds" in api["/generate"]["description"] or endpoint != "/generate"
 
 
 def test_visitors_asking_for_the_same_faces_at_once_all_get_them_whole(running_app):
@@ -175,11 +204,11 @@ def test_visitors_asking_for_the_same_faces_at_once_all_get_them_whole(running_a
                 assert face.size == (32, 32)
 
 
-def test_one_model_request_at_a_time_on_a_cpu(running_app):
+def test_one_model_request_at_a_time_on_a_cpu(running_app, studio):
     """Requests from different tabs wait for each other: on a CPU each already uses every core, and
     the memory budget is per request (Gradio's concurrency limit alone is per event)."""
     from gradio_client import Client
-    G = app.STORE.get(MODEL)
+    G = studio.model(MODEL)
     running = most = 0
     lock = threading.Lock()
 
@@ -199,7 +228,7 @@ def test_one_model_request_at_a_time_on_a_cpu(running_app):
     try:
         client = Client(running_app, verbose=False)
         jobs = [client.submit(MODEL, "0-7", 0.7, "random", -1, 0, 0, 0, api_name="/generate"),
-                client.submit(MODEL, "1, 2", "3, 4", "coarse", "", 0.7, -1, api_name="/style_mix"),
+                client.submit(MODEL, "1, 2", "3, 4", "coarse", 0.7, -1, api_name="/style_mix"),
                 client.submit(MODEL, 1, 4, "all", 1, 0.7, -1, api_name="/noise"),
                 client.submit(MODEL, "1, 2", 8, 10, "w", "linear", True, 0.7, -1, api_name="/video")]
         for job in jobs:

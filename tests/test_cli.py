@@ -16,7 +16,7 @@ from PIL import Image
 
 import stylegan
 from conftest import REFERENCE, run_python, tiny_generator
-from stylegan import demos
+from stylegan import demos, outputs
 from stylegan.__main__ import main
 
 COND = REFERENCE / "sg2_32_cond10.pkl"
@@ -316,8 +316,8 @@ def test_folder_output_is_all_or_nothing(capsys, model, tmp_path, monkeypatch):
         if len(calls) == 2:
             raise demos.DemoError(f"Cannot write {path}: No space left on device.")
         return real_save(image, path, recipe)
-    real_save = demos.save_png
-    monkeypatch.setattr(demos, "save_png", failing_save)
+    real_save = outputs.save_png
+    monkeypatch.setattr(outputs, "save_png", failing_save)
     status, _, err = run_main(capsys, "generate", "--model", model, "--seeds", "5,6", "--out", tmp_path / "new")
     assert status == 2 and "No space left" in err and len(calls) == 2
     assert files(tmp_path) == ["faces", "faces/grid.png", "faces/keep.txt", "faces/seed0001.png",

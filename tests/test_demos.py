@@ -96,7 +96,7 @@ def test_generate_bad_input(G):
                             (dict(class_idx=1), "unconditional"), (dict(noise_mode="loud"), "not one of"),
                             (dict(truncation_cutoff=99), "cutoff"), (dict(rotate=10), "StyleGAN3"),
                             (dict(noise_seed=-1), "Noise seed"), (dict(noise_seed="x"), "Noise seed"),
-                            (dict(batch_size=0), "Batch size"), (dict(translate=(1,)), "Translate"),
+                            (dict(batch_size=0), "Batch size"), (dict(translate_x="1"), "Translate"),
                             (dict(rotate=float("inf")), "Translate")]:
         with pytest.raises(demos.DemoError, match=message):
             demos.generate(G, "1", **kwargs)
@@ -131,7 +131,7 @@ def test_stylegan3_translate_rotate():
     G = stylegan.load(REFERENCE / "sg3t_32.pkl", device="cpu")
     before = G.synthesis.input.transform.clone()
     plain = demos.generate(G, "0", psi=0.7).images[0]
-    moved = demos.generate(G, "0", psi=0.7, translate=(0.1, -0.05), rotate=7).images[0]
+    moved = demos.generate(G, "0", psi=0.7, translate_x=0.1, translate_y=-0.05, rotate=7).images[0]
     assert torch.equal(G.synthesis.input.transform, before)  # restored
     ref = np.load(REFERENCE / "sg3t_32.npz")
     np.testing.assert_allclose(np.linalg.inv(demos.make_transform((0.1, -0.05), 7)), ref["transform_matrix_inv"],
@@ -189,8 +189,8 @@ def test_mixing_grid_geometry_and_cells(G):
 
 
 def test_mixing_empty_and_full_ranges(G):
-    empty = demos.style_mix(G, [1, 2], [3], layers="0-0", batch_size=1)
-    full = demos.style_mix(G, [1, 2], [3], layers=(0, G.num_ws), batch_size=1)
+    empty = demos.style_mix(G, [1, 2], [3], layers="0-0", psi=1.0, batch_size=1)
+    full = demos.style_mix(G, [1, 2], [3], layers=(0, G.num_ws), psi=1.0, batch_size=1)
     ws = demos.seeds_to_ws(G, [1, 2, 3])
     rows, col = direct(G, ws[:2]), direct(G, ws[2:3])[0]
     assert not np.array_equal(pixels(rows[0]), pixels(col))
@@ -245,7 +245,7 @@ def test_no_noise_gives_zero_deviation(G, kwargs):
 
 
 def test_noise_realisations_differ(G):
-    result = demos.noise_study(G, 3, num_samples=6, layers="all")
+    result = demos.noise_study(G, 3, num_samples=6, layers="all", psi=1.0)
     assert result.extras["std"].shape == (32, 32) and result.extras["std"].min() > 0
     assert len({pixels(im).tobytes() for im in result.images}) == 6
     assert result.extras["heatmap"].size == (32, 32)
@@ -360,7 +360,7 @@ def test_gif(G, G_faces, tmp_path):
         assert im.info["duration"] == 100 and im.info["loop"] == 0
     # Pillow merges identical consecutive frames (adding up their time), so compare with distinct frames.
     path, _ = demos.interpolation_video(G_faces, [1, 2, 3], tmp_path / "faces.gif", frames_per_transition=3,
-                                        loop=False)
+                                        loop=False, space="z")
     frames = iio.imread(path)[..., :3]
     mean_error, psnr = errors(frames, expected_frames(G_faces, [1, 2, 3], 3, "z", "smooth", False))
     assert mean_error < GIF_MEAN_ERROR and psnr > GIF_PSNR, (mean_error, psnr)
@@ -471,3 +471,11 @@ def test_a_face_does_not_depend_on_the_other_seeds(G):
     for seed in range(8):
         G.__dict__.pop("_ws_cache", None)
         assert torch.equal(demos.seeds_to_ws(G, [seed])[0], together[seed])
+
+
+def test_recipes_of_the_old_layout_rebuild_the_same_image(G):
+    """Recipes written before the settings objects had translate as one [x, y] field."""
+    result = demos.generate(G, "1, 5", psi=0.6, batch_size=4)
+    old = {k: v for k, v in result.recipe.items() if k not in ("translate_x", "translate_y")}
+    old.update(translate=[0.0, 0.0], output="grid")
+    assert np.array_equal(pixels(demos.run_recipe(G, old)), pixels(result.grid))

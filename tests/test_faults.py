@@ -72,23 +72,23 @@ def test_written_files_get_the_users_usual_permissions(tmp_path):
 
 def test_switching_models_does_not_change_running_requests(tmp_path, one_thread):
     gray, colour = str(REFERENCE / "sg2_16_gray.pkl"), str(REFERENCE / "sg2_32_uncond.pkl")
-    app.build_app(colour, "cpu", app.SourcePolicy([REFERENCE]))
-    app.STORE.keep = 1  # the next model evicts the running request's model from the store
-    want = app.generate(gray, "0-3", 0.7, "const", -1, 0, 0, 0)[0]
+    studio = app.build_app(colour, "cpu", app.SourcePolicy([REFERENCE])).studio
+    studio.store.keep = 1  # the next model evicts the running request's model from the store
+    want = studio.generate(gray, "0-3", 0.7, "const", -1, 0, 0, 0)[0]
     started, results = threading.Event(), {}
 
     def slow_video():
         def progress(done, total):
             started.set()
-        G = app.STORE.get(gray)
+        G = studio.model(gray)
         results["video"] = demos.interpolation_video(G, "0-3", tmp_path / "walk.mp4", frames_per_transition=10,
                                                      progress=progress)[0]
     thread = threading.Thread(target=slow_video)
     thread.start()
     assert started.wait(60)
-    app.generate(colour, "0", 0.7, "const", -1, 0, 0, 0)  # another visitor switches model meanwhile
+    studio.generate(colour, "0", 0.7, "const", -1, 0, 0, 0)  # another visitor switches model meanwhile
     thread.join()
-    assert list(app.STORE.models) == [str(Path(colour).resolve())]
+    assert list(studio.store.models) == [str(Path(colour).resolve())]
     frames = iio.imread(results["video"])
     assert frames.shape == (40, 16, 16, 3)  # the gray 16 px model's frames, not the colour 32 px one's
     first = np.asarray(Image.open(want[0]).convert("RGB"), dtype=float)
@@ -96,27 +96,27 @@ def test_switching_models_does_not_change_running_requests(tmp_path, one_thread)
 
 
 def test_old_results_are_removed_and_an_unwritable_output_folder_is_a_sentence(tmp_path, monkeypatch):
-    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
+    studio = app.Studio(None, None, None, tmp_path)
     old, recent = tmp_path / "old", tmp_path / "recent"
     for folder in (old, recent):
         folder.mkdir()
         (folder / "grid.png").write_bytes(b"png")
     two_hours_ago = os.path.getmtime(recent) - 2 * app.OUTPUT_MAX_AGE
     os.utime(old, (two_hours_ago, two_hours_ago))
-    new = app._output_folder()
+    new = studio.output_folder()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["recent", new.name])
 
-    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path / "gone")
+    studio.output_dir = tmp_path / "gone"
     with pytest.raises(app.gr.Error, match="cannot write its results"):
-        app._output_folder()
+        studio.output_folder()
 
 
 def test_cancelled_video_stops_and_leaves_no_files(tmp_path, monkeypatch, one_thread):
     from gradio_client import Client
-    monkeypatch.setattr(app, "OUTPUT_DIR", tmp_path)
     model = str(REFERENCE / "sg2_32_uncond.pkl")
     blocks = app.build_app(model, "cpu", app.SourcePolicy([REFERENCE]))
-    G = app.STORE.get(model)
+    blocks.studio.output_dir = tmp_path
+    G = blocks.studio.model(model)
     batches = []
 
     def slow_batch(module, args):  # a video long enough to cancel halfway

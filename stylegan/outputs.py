@@ -1,0 +1,116 @@
+"""Files the tasks write, for the command line and the app alike: PNGs that carry their recipe,
+MP4s checked complete, and every file written beside its final name, then renamed into place,
+so that an error or a cancel never leaves a half-written file."""
+
+import json
+import os
+import secrets
+import shutil
+import struct
+import tempfile
+from pathlib import Path
+
+from PIL import Image, PngImagePlugin
+
+from .settings import SettingsError
+
+RECIPE_KEY = "stylegan-recipe"
+IMAGE_KINDS = ("generate", "style_mix", "noise_study")  # recipes a PNG can carry
+
+
+def temporary_beside(path):
+    """A new temporary file name in path's folder (so the final rename is atomic)."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise SettingsError(f"Cannot write {path}: the folder {path.parent} does not exist.")
+    if not path.parent.is_dir():
+        raise SettingsError(f"Cannot write {path}: {path.parent} is a file, not a folder.")
+    tmp = path.parent / f".{path.stem}.{secrets.token_hex(8)}{path.suffix}"
+    try:
+        # Not tempfile.mkstemp: its files are private (0600), and the rename would keep that.
+        # Mode 0666 lets the umask decide, as for any file the user writes.
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise SettingsError(f"Cannot write {path}: {e.strerror}.") from None
+    return str(tmp)
+
+
+def save_png(image, path, recipe=None):
+    """Write image as PNG with its recipe (if any) in a text chunk; the file appears only when complete."""
+    info = PngImagePlugin.PngInfo()
+    if recipe is not None:
+        info.add_text(RECIPE_KEY, json.dumps(recipe))
+    info.add_text("Software", "stylegan-demo")
+    tmp = temporary_beside(path)
+    try:
+        image.save(tmp, format="PNG", pnginfo=info)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise SettingsError(f"Cannot write {path}: {e.strerror or e}.") from None
+    return Path(path)
+
+
+def save_pngs(folder, files):
+    """files: {name: (image, recipe)}, written into folder all or none: first into a temporary
+    folder beside it, then moved in."""
+    folder = Path(folder)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix="." + folder.name + ".", dir=folder.parent))
+    except OSError as e:
+        raise SettingsError(f"Cannot write into {folder}: {e.strerror}.") from None
+    try:
+        for name, (image, recipe) in files.items():
+            save_png(image, tmp / name, recipe)
+        if folder.exists():
+            for name in files:
+                os.replace(tmp / name, folder / name)
+        else:
+            os.rename(tmp, folder)
+    except OSError as e:
+        raise SettingsError(f"Cannot write into {folder}: {e.strerror or e}.") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return [folder / name for name in files]
+
+
+def read_recipe(path):
+    """The recipe a PNG of ours carries."""
+    try:
+        with Image.open(path) as im:
+            text = im.text.get(RECIPE_KEY) if hasattr(im, "text") else None
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        raise SettingsError(f"{path} is not a readable PNG.") from None
+    if text is None:
+        raise SettingsError(f"{path} carries no stylegan recipe.")
+    try:
+        recipe = json.loads(text)
+    except ValueError:
+        recipe = None
+    kind = recipe.get("kind") if isinstance(recipe, dict) else None
+    if not isinstance(kind, str) or kind not in IMAGE_KINDS:
+        raise SettingsError(f"The recipe in {path} is damaged.")
+    return recipe
+
+
+def mp4_is_complete(path):
+    """Whether the MP4's top-level boxes run exactly to the end of the file and include its index
+    (moov). imageio does not report ffmpeg's exit status, so a write that failed half-way (a
+    full disk) would otherwise pass for a video."""
+    size, pos, kinds = os.path.getsize(path), 0, set()
+    with open(path, "rb") as f:
+        while pos < size:
+            f.seek(pos)
+            header = f.read(16)
+            if len(header) < 8:
+                return False
+            box_size, kind = struct.unpack(">I4s", header[:8])
+            if box_size == 1 and len(header) == 16:
+                box_size = struct.unpack(">Q", header[8:])[0]
+            elif box_size == 0:
+                box_size = size - pos
+            if box_size < 8:
+                return False
+            kinds.add(kind)
+            pos += box_size
+    return pos == size and {b"ftyp", b"moov", b"mdat"} <= kinds
