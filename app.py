@@ -25,6 +25,12 @@ from pathlib import Path
 import gradio as gr
 import torch
 
+try:  # Hugging Face ZeroGPU: a GPU is attached only while a function it decorates runs
+    from spaces import GPU as on_gpu
+except ImportError:
+    def on_gpu(fn):
+        return fn
+
 import stylegan
 from stylegan import demos, loading, settings
 from stylegan.settings import GenerateSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings
@@ -108,8 +114,9 @@ def default_model(device, hub_online):
 
 
 def people_error(e):
-    """A gr.Error showing a sentence meant for people whole: the page renders it as HTML."""
-    return gr.Error(html.escape(str(e), quote=False))
+    """A gr.Error showing a sentence meant for people whole (the page renders it as HTML); the
+    server's console gets one line, not a traceback."""
+    return gr.Error(html.escape(str(e), quote=False), print_exception=False)
 
 
 def endpoint(cls, compute):
@@ -156,6 +163,7 @@ def _reported(cls):
         yield
     except gr.Error as e:
         log.info("%s refused: %s", cls.kind, e.message)
+        e.print_exception = False
         raise
     except (SettingsError, loading.LoadError) as e:
         log.info("%s refused: %s", cls.kind, e)
@@ -174,10 +182,10 @@ class Studio:
     def __init__(self, store, policy, memory_budget, output_dir=None):
         self.store, self.policy, self.memory_budget = store, policy, memory_budget
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="stylegan-app-"))
-        self.generate = endpoint(GenerateSettings, self._generate)
-        self.style_mix = endpoint(MixSettings, self._style_mix)
-        self.noise = endpoint(NoiseSettings, self._noise)
-        self.video = endpoint(VideoSettings, self._video)
+        self.generate = on_gpu(endpoint(GenerateSettings, self._generate))
+        self.style_mix = on_gpu(endpoint(MixSettings, self._style_mix))
+        self.noise = on_gpu(endpoint(NoiseSettings, self._noise))
+        self.video = on_gpu(endpoint(VideoSettings, self._video))
 
     def source_of(self, choice):
         """A model picker value -> a load() source: catalog names map to their source; typed

@@ -209,12 +209,14 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m stylegan", description="StyleGAN generators from the command line.")
+    parser = argparse.ArgumentParser(prog="python -m stylegan", description="StyleGAN generators from the command line.",
+                                     epilog="example: python -m stylegan generate --seeds 0-7 --psi 0.7 --out faces.png")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="describe a checkpoint",
                        epilog="example: python -m stylegan info hf://owner/repo/network.pkl")
-    p.add_argument("source", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file")
+    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file "
+                                             "(default: the bundled model)")
     p.set_defaults(run=cmd_info)
 
     p = sub.add_parser("convert", help="convert a checkpoint to the safe .safetensors format",

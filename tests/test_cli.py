@@ -350,3 +350,17 @@ def test_help_in_a_fresh_process():
     assert result.returncode == 0
     for command in ("generate", "mix", "noise", "video", "regenerate"):
         assert command in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["video", "--help"], ["info", "--help"]])
+def test_help_answers_without_importing_torch(args):
+    code = ("import sys\nfrom stylegan.__main__ import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('torch imported:', 'torch' in sys.modules)" % args)
+    result = run_python(code)
+    assert result.returncode == 0 and "example: python -m stylegan" in result.stdout
+    assert result.stdout.strip().endswith("torch imported: False")
+
+
+def test_info_without_a_source_describes_the_bundled_model(capsys):
+    status, out, _ = run_main(capsys, "info")
+    assert status == 0 and "source:      bundled" in out and "64 px" in out

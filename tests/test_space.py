@@ -48,3 +48,38 @@ def test_command_line_flags_win_over_gradios_environment(monkeypatch):
     assert (app.parse_args([]).host, app.parse_args([]).port) == ("0.0.0.0", 7000)
     args = app.parse_args(["--host", "127.0.0.1", "--port", "7001"])
     assert (args.host, args.port) == ("127.0.0.1", 7001)
+
+
+def test_on_zerogpu_each_tabs_computation_runs_inside_spaces_gpu():
+    """ZeroGPU attaches a GPU only inside functions wrapped by spaces.GPU; here a stand-in `spaces`
+    package records what runs inside it."""
+    from conftest import REFERENCE, run_python
+    code = f"""
+import sys, types
+inside = []
+def GPU(fn):
+    def wrapped(*args):
+        inside.append(fn.__name__)
+        result = fn(*args)
+        return list(result) if hasattr(result, '__next__') else result
+    wrapped.__signature__ = __import__('inspect').signature(fn)
+    return wrapped
+sys.modules['spaces'] = types.SimpleNamespace(GPU=GPU)
+import app
+studio = app.build_app({str(REFERENCE / 'sg2_32_uncond.pkl')!r}, 'cpu', app.SourcePolicy([{str(REFERENCE)!r}])).studio
+images, grid, recipe = studio.generate({str(REFERENCE / 'sg2_32_uncond.pkl')!r}, '0-1', 0.7, 'const', -1, 0, 0, 0)
+print(inside, len(images))
+"""
+    result = run_python(code, env={"HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("['_generate'] 2")
+
+
+def test_the_readme_front_matter_describes_a_space_that_starts():
+    front = (ROOT / "README.md").read_text().split("---\n")[1]
+    fields = dict(line.split(": ", 1) for line in front.splitlines() if ": " in line and not line.startswith(" "))
+    assert fields["sdk"] == "gradio" and (ROOT / fields["app_file"]).is_file()
+    catalog = (ROOT / "catalog.json").read_text()
+    preloaded = front.split("preload_from_hub:\n")[1].strip().lstrip("- ")
+    repo, files = preloaded.split(" ")
+    assert all(f"hf://{repo}/{name}" in catalog for name in files.split(","))
