@@ -108,3 +108,78 @@ def test_link_restores_a_tab(url, browser):
         time.sleep(0.25)
     assert "1,2" in values and "3" in values
     assert_no_error(browser, "5-link-restored")
+
+
+def _image_sources(driver, css, count, timeout=90):
+    """The src of the images matching css, once there are count of them."""
+    from selenium.webdriver.common.by import By
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        sources = [e.get_attribute("src") for e in driver.find_elements(By.CSS_SELECTOR, css)]
+        if len(sources) >= count and all(sources):
+            return sources
+        time.sleep(0.25)
+    raise AssertionError(f"{count} images matching {css!r} did not appear within {timeout} s")
+
+
+def _fetch(url):
+    import urllib.request
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return response.read()
+
+
+def _pixels(data):
+    import io
+    import numpy as np
+    from PIL import Image
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_links_to_every_tab_show_the_senders_result(url, browser):
+    """Opened, a link of each tab shows the result its sender saw: the same pixels, the same video."""
+    import imageio.v3 as iio
+    import numpy as np
+    import stylegan
+    from stylegan import demos
+    G = stylegan.load(MODEL, device="cpu")
+
+    browser.get(url + "?tab=generate&seeds=5,9&psi=0.5")
+    faces = _image_sources(browser, "#generate-gallery img", 2)
+    want = demos.generate(G, "5, 9", psi=0.5)
+    for source, image in zip(faces, want.images):
+        assert np.array_equal(_pixels(_fetch(source)), np.asarray(image))
+    assert_no_error(browser, "6-link-generate")
+
+    browser.get(url + "?tab=mix&rows=1,2&cols=3&layers=middle&psi=0.6")
+    grid, = _image_sources(browser, "#mix-grid img", 1)
+    assert np.array_equal(_pixels(_fetch(grid)), np.asarray(demos.style_mix(G, "1,2", "3", layers="middle",
+                                                                           psi=0.6).grid))
+    assert_no_error(browser, "7-link-mix")
+
+    browser.get(url + "?tab=noise&seed=4&samples=3&layers=fine")
+    heat, = _image_sources(browser, "#noise-heatmap img", 1)
+    want = demos.noise_study(G, 4, num_samples=3, layers="fine")
+    assert np.array_equal(_pixels(_fetch(heat)), np.asarray(want.extras["heatmap"]))
+    assert_no_error(browser, "8-link-noise")
+
+    browser.get(url + "?tab=video&seeds=1,2&frames=3&fps=10&loop=0&space=z")
+    video, = _image_sources(browser, "#video-player video", 1)
+    frames = iio.imread(_fetch(video), extension=".mp4")
+    assert frames.shape == (4, 32, 32, 3)  # 1 transition of 3 frames, and the last seed
+    assert_no_error(browser, "9-link-video")
+
+
+def test_error_sentences_are_shown_whole(url, browser):
+    """A sentence with <, > and & in it (here a file name) is shown as text, not eaten as markup."""
+    from urllib.parse import quote
+    from selenium.webdriver.common.by import By
+    name = "<b>no</b> & such.pkl"
+    browser.get(url + "?tab=generate&model=" + quote(str(REFERENCE / name)))
+    deadline = time.time() + 60
+    texts = []
+    while time.time() < deadline and not any(name in t for t in texts):
+        texts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".toast-body") if e.is_displayed()]
+        time.sleep(0.25)
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "10-error-whole.png"))
+    assert any(name in t and "no such checkpoint" in t for t in texts), texts
