@@ -574,7 +574,7 @@ def _layer_range(layers, groups, count, what):
 def check_class(G, class_idx):
     if G.c_dim == 0:
         if class_idx is not None:
-            raise SettingsError("This model is unconditional: leave the class empty.")
+            raise SettingsError("This model is unconditional: set the class to none (-1, or leave it empty).")
     elif class_idx is None:
         raise SettingsError(f"This model is conditional: choose a class from 0 to {G.c_dim - 1}.")
     elif not 0 <= class_idx < G.c_dim:

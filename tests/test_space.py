@@ -7,6 +7,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 import app
 from conftest import ROOT
 
@@ -37,9 +39,15 @@ def test_started_like_a_space_the_app_listens_on_gradios_address_and_port():
             except OSError:
                 assert time.time() < deadline, f"nothing answered at {url} within 120 s"
                 time.sleep(0.5)
+        # A person's mistake is one line in the server's log, not a traceback.
+        from gradio_client import Client
+        with pytest.raises(Exception, match="is not a seed"):
+            Client(url, verbose=False).predict(model="Offline faces 64 px (bundled)", seeds="1, x", api_name="/generate")
     finally:
         server.terminate()
         server.wait(timeout=30)
+    log = server.stderr.read()
+    assert "Traceback" not in log and log.count("'x' is not a seed") == 1, log[-3000:]
 
 
 def test_command_line_flags_win_over_gradios_environment(monkeypatch):
