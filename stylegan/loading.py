@@ -1,17 +1,23 @@
 """stylegan.load(): NVIDIA pickles (read safely), our safetensors files, and hf:// Hub paths."""
 
+import codecs
 import ctypes
 import functools
 import hashlib
 import json
 import os
+import pickle
 import platform
+import re
 import socket
+import struct
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import stylegan1, stylegan2, stylegan3, tf_checkpoints
@@ -197,63 +203,265 @@ def file_sha256(path):
     return digest.hexdigest()
 
 
+SNIFF_BYTES = 1 << 16  # what is read of a file to tell what it is
+TORCH_MAGIC_NUMBER = 0x1950a86a20f9469cfc6c  # the first pickle of torch.save's legacy (non-zip) format
+# Files people may give by mistake, by their first bytes.
+FILE_SIGNATURES = [
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x1f\x8b", "a gzip-compressed file"),
+    (b"\x89HDF\r\n\x1a\n", "an HDF5 file"),
+    (b"\x93NUMPY", "a NumPy array file"),
+    (b"\x7fELF", "a program"),
+]
+
+
+def not_a_checkpoint(path, reason):
+    """The error for a file that is something else: '<file> is not a StyleGAN checkpoint (<reason>).'"""
+    return LoadError(f"{path} is not a StyleGAN checkpoint ({reason}).")
+
+
+def _words(error, limit=160):
+    """An exception's own message as a short phrase (no type name), for the end of a sentence."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else type(error).__name__
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+# Exceptions whose names and messages mean something only to a programmer ('KeyError: 35'):
+# a file that makes the reading code raise one is described in words, without them.
+BUG_SHAPED = (LookupError, AttributeError, TypeError, EOFError, struct.error, UnicodeError, AssertionError,
+              NameError, RecursionError)
+
+
+def _detail(error):
+    """' (what went wrong)' for the end of a sentence, or nothing when those words would only confuse."""
+    return "" if isinstance(error, BUG_SHAPED) else f" ({_words(error)})"
+
+
 def read_checkpoint(path):
-    """(family, constructor config, state dict) from a checkpoint file, without running its code."""
+    """(family, constructor config, state dict) from a checkpoint file, without running its code.
+
+    What the file is comes from its bytes, not its name: NVIDIA's pickles (PyTorch snapshots and
+    the TensorFlow-era (G, D, Gs) tuples) and our safetensors files are read; anything else is a
+    LoadError that says what the file is instead.
+    """
     path = Path(path)
-    if path.suffix == ".safetensors":
-        return read_safetensors(path)
     try:
         with open(path, "rb") as f:
-            data = read_pickle(f)
+            head = f.read(SNIFF_BYTES)
+            size = os.fstat(f.fileno()).st_size
+    except OSError as e:
+        raise LoadError(f"{path}: the file cannot be read ({e.strerror or _words(e)}).") from None
+    if not head:
+        raise not_a_checkpoint(path, "it is empty, not a readable checkpoint")
+    if _is_pickle(head):
+        return _from_pickle(path, _read_pickle(path))
+    if _is_safetensors(head, size):
+        return read_safetensors(path)
+    what = _file_kind(path, head)
+    if what is not None:
+        raise not_a_checkpoint(path, f"it is {what}, not a readable checkpoint")
+    data = _read_other_pickle(path)  # pickles of protocols 0 and 1 start with any opcode
+    if data is not _NOT_A_PICKLE:
+        return _from_pickle(path, data)
+    if _is_text(head, size):
+        raise not_a_checkpoint(path, "it is a text file, not a readable checkpoint")
+    raise not_a_checkpoint(path, "it is not a pickle or safetensors file, so not a readable checkpoint")
+
+
+def _is_pickle(head):
+    """Pickles of protocol 2 and later, as NVIDIA's and torch's are, begin with PROTO and its number."""
+    return len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= pickle.HIGHEST_PROTOCOL
+
+
+def _is_safetensors(head, size):
+    """A safetensors file: the length of its JSON header (8 bytes, little-endian), then the header."""
+    if len(head) < 10:
+        return False
+    header_length = int.from_bytes(head[:8], "little")
+    return 2 <= header_length <= size - 8 and head[8:9] == b"{"
+
+
+def _file_kind(path, head):
+    """What a file that is neither pickle nor safetensors is, when its first bytes tell; else None."""
+    for signature, what in FILE_SIGNATURES:
+        if head.startswith(signature):
+            return what
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "a WebP image"
+    if head[4:8] == b"ftyp":
+        return "a video file"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return _zip_kind(path)
+    return None
+
+
+def _zip_kind(path):
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except Exception:  # BadZipFile, and whatever else a damaged directory makes zipfile raise
+        return "a damaged zip archive"
+    if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
+        raise _torch_file(path)
+    if names and all(name.endswith(".npy") for name in names):
+        return "a NumPy .npz archive"
+    return "a zip archive"
+
+
+def _torch_file(path):
+    return LoadError(f"{path} is a PyTorch file (torch.save), which this loader does not read: give NVIDIA's "
+                     ".pkl snapshot or a .safetensors file written by `python -m stylegan convert`.")
+
+
+def _is_text(head, size):
+    """Whether the first bytes are text: UTF-16 with its byte-order mark, or without NUL and
+    control characters, in UTF-8 or (mostly ASCII) in a one-byte encoding such as Latin-1."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            text = head[:len(head) // 2 * 2].decode("utf-16")
+        except UnicodeDecodeError:
+            return False
+        return sum(not (c.isprintable() or c.isspace()) for c in text) <= len(text) // 100
+    if b"\x00" in head:
+        return False
+    controls = sum(head.count(bytes([c])) for c in CONTROL_BYTES)
+    if controls > len(head) // 100:
+        return False
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=len(head) >= size)
+        return True
+    except UnicodeDecodeError:
+        return sum(c < 0x80 for c in head) >= 0.7 * len(head)
+
+
+CONTROL_BYTES = [c for c in range(0x20) if chr(c) not in "\t\n\v\f\r\x1b"] + [0x7f]
+
+
+def _read_pickle(path):
+    try:
+        with open(path, "rb") as f:
+            return read_pickle(f)
     except RefusedGlobal as e:
-        raise LoadError(f"{path}: refused, the file asks to run {e.qualname}, which no checkpoint needs "
-                        "(see ALLOWED_GLOBALS in stylegan/safe_pickle.py).") from None
+        raise _refused(path, e) from None
     except MemoryError:
         raise LoadError(f"{path}: the file is not a readable checkpoint (it claims more memory than there is).") from None
-    except Exception as e:
-        raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt "
-                        f"({brief(e)}).") from None
-    if isinstance(data, tuple):
+    except OSError as e:
+        raise LoadError(f"{path}: the file cannot be read ({e.strerror or _words(e)}).") from None
+    except Exception as e:  # read_pickle words its errors as UnpicklingError
+        raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt"
+                        f"{_detail(e)}.") from None
+
+
+def _refused(path, e):
+    if e.inside:  # torch's weights-only reader refused it
+        return LoadError(f"{path}: refused, {e.inside} in the file asks to run {e.qualname}, "
+                         "which no checkpoint needs.")
+    return LoadError(f"{path}: refused, the file asks to run {e.qualname}, which no checkpoint needs "
+                     "(see ALLOWED_GLOBALS in stylegan/safe_pickle.py).")
+
+
+_NOT_A_PICKLE = object()
+
+
+def _read_other_pickle(path):
+    """A file that does not begin like a pickle of protocol 2 or later may still be one of protocol 0
+    (which is text) or 1: the data if the whole file is such a pickle, else _NOT_A_PICKLE. A
+    refusal counts only when it reads as one (a dotted name, the file ending in STOP): the
+    lines 'cats' and 'dogs' of a text file are GLOBAL 'ats.dogs' to an unpickler."""
+    try:
+        with open(path, "rb") as f:
+            try:
+                data = read_pickle(f)
+            except RefusedGlobal as e:
+                f.seek(-1, os.SEEK_END)
+                if re.fullmatch(r"[A-Za-z_][\w.]*", e.qualname) and f.read(1) == b".":
+                    raise _refused(path, e) from None
+                return _NOT_A_PICKLE
+            return data if f.read(1) == b"" else _NOT_A_PICKLE
+    except LoadError:
+        raise
+    except Exception:  # not a pickle (MemoryError included: a damaged length)
+        return _NOT_A_PICKLE
+
+
+def _from_pickle(path, data):
+    """The generator from an unpickled checkpoint, or what the pickle holds instead."""
+    if isinstance(data, tuple) and any(isinstance(item, Record) for item in data):
         try:
             return tf_checkpoints.from_tf_networks(data)
         except tf_checkpoints.UnsupportedTFCheckpoint as e:
             raise LoadError(f"{path}: {e}") from None
         except Exception as e:
-            raise LoadError(f"{path}: the TensorFlow network's records are malformed "
-                            f"({brief(e)}).") from None
+            raise LoadError(f"{path}: the TensorFlow network's records are malformed{_detail(e)}.") from None
     generator = data.get("G_ema") if isinstance(data, dict) else data
-    if not isinstance(generator, Record):
-        raise LoadError(f"{path}: no generator found (expected a dict with 'G_ema', as NVIDIA's training writes).")
-    try:
-        return _generator_from_record(generator)
-    except LoadError as e:
-        raise LoadError(f"{path}: {e}") from None
-    except Exception as e:
-        raise LoadError(f"{path}: the generator's records are malformed ({brief(e)}).") from None
+    if isinstance(generator, Record):
+        try:
+            return _generator_from_record(generator)
+        except LoadError as e:
+            raise LoadError(f"{path}: {e}") from None
+        except Exception as e:
+            raise LoadError(f"{path}: the generator's records are malformed{_detail(e)}.") from None
+    if type(data) is int and data == TORCH_MAGIC_NUMBER:
+        raise _torch_file(path)
+    if isinstance(data, dict):
+        raise not_a_checkpoint(path, "it is a pickle of a dict with no generator in it; NVIDIA's snapshots "
+                                     "keep it under 'G_ema'")
+    raise not_a_checkpoint(path, f"it is a pickle of {_what(data)}, with no generator in it")
+
+
+def _what(value):
+    """A pickled value's kind in words."""
+    kinds = [(bool, "a truth value"), ((int, float, complex), "a number"), (str, "a string"),
+             ((bytes, bytearray), "bytes"), (list, "a list"), (tuple, "a tuple"), ((set, frozenset), "a set"),
+             (torch.Tensor, "a tensor"), (np.ndarray, "a NumPy array"), (np.generic, "a number")]
+    if value is None:
+        return "None"
+    for types, words in kinds:
+        if isinstance(value, types):
+            return words
+    return "something else"
+
+
+def _state(record):
+    """A Record's state as a dict (a damaged file can give it any value)."""
+    return record.state if isinstance(record.state, dict) else {}
+
+
+def _mapping(value):
+    return value if isinstance(value, dict) else {}
 
 
 def _generator_from_record(record):
-    modules = record.state.get("_modules", {})
+    modules = _mapping(_state(record).get("_modules"))
     synthesis = modules.get("synthesis")
     if not isinstance(synthesis, Record) or not isinstance(modules.get("mapping"), Record):
         raise LoadError(f"the {record.class_name!r} object has no mapping and synthesis networks.")
-    synthesis_modules = synthesis.state.get("_modules", {})
+    synthesis_modules = _mapping(_state(synthesis).get("_modules"))
     if "input" in synthesis_modules:
         family = "stylegan3"
     elif "b4" in synthesis_modules:
         family = "stylegan2"
     else:
         raise LoadError(f"unknown generator architecture (synthesis layers {list(synthesis_modules)[:3]}).")
-    config = _constructor_kwargs(record.state)
+    config = _constructor_kwargs(_state(record))
     return family, config, _flat_state_dict(record)
 
 
 def _constructor_kwargs(state):
     names = ["z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"]
-    kwargs = dict(zip(names, state.get("_init_args", ()) or ()))
-    kwargs.update(state.get("_init_kwargs", {}) or {})
-    kwargs.update(kwargs.pop("synthesis_kwargs", None) or {})  # stylegan2-ada nests these
-    return _plain(kwargs)
+    args, kwargs = state.get("_init_args") or (), state.get("_init_kwargs") or {}
+    if not isinstance(args, (list, tuple)) or not isinstance(kwargs, dict):
+        raise LoadError("the generator's constructor arguments are damaged.")
+    kwargs = {**dict(zip(names, args)), **kwargs}
+    nested = kwargs.pop("synthesis_kwargs", None) or {}  # stylegan2-ada nests these
+    if not isinstance(nested, dict):
+        raise LoadError("the generator's constructor arguments are damaged.")
+    return _plain({**kwargs, **nested})
 
 
 def _plain(value):
@@ -262,8 +470,11 @@ def _plain(value):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
-    if hasattr(value, "item") and hasattr(value, "dtype"):
-        return value.item()
+    if hasattr(value, "item") and hasattr(value, "dtype"):  # numpy scalars
+        try:
+            return _plain(value.item())
+        except (TypeError, ValueError, RuntimeError):  # an array of more than one value
+            raise LoadError(f"unexpected constructor argument of type {type(value).__name__}.") from None
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise LoadError(f"unexpected constructor argument of type {type(value).__name__}.")
@@ -271,27 +482,35 @@ def _plain(value):
 
 def _flat_state_dict(record, prefix=""):
     state = {}
-    skip = record.state.get("_non_persistent_buffers_set") or set()
+    record_state = _state(record)
+    skip = record_state.get("_non_persistent_buffers_set") or set()
     for group in ("_parameters", "_buffers"):
-        for name, tensor in (record.state.get(group) or {}).items():
-            if tensor is not None and name not in skip:
-                state[prefix + name] = tensor
-    for name, child in (record.state.get("_modules") or {}).items():
+        for name, tensor in _mapping(record_state.get(group)).items():
+            if tensor is None or (isinstance(skip, (set, frozenset, list, tuple)) and name in skip):
+                continue
+            if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+                raise LoadError(f"the weight {prefix}{name} is not a tensor.")
+            state[prefix + name] = tensor
+    for name, child in _mapping(record_state.get("_modules")).items():
         if isinstance(child, Record):
-            state.update(_flat_state_dict(child, prefix + name + "."))
+            state.update(_flat_state_dict(child, f"{prefix}{name}."))
     return state
 
 
 def read_safetensors(path):
-    from safetensors import SafetensorError, safe_open
+    from safetensors import safe_open
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-            state = {key: f.get_tensor(key) for key in f.keys()}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise LoadError(f"{path}: not a readable safetensors file ({e}).") from None
-    if metadata.get("format") != FORMAT_TAG or metadata.get("family") not in FAMILIES:
-        raise LoadError(f"{path}: this safetensors file was not written by `python -m stylegan convert`.")
+            ours = metadata.get("format") == FORMAT_TAG and metadata.get("family") in FAMILIES
+            state = {key: f.get_tensor(key) for key in f.keys()} if ours else None
+    except MemoryError:
+        raise LoadError(f"{path}: not a readable safetensors file (it claims more memory than there is).") from None
+    except Exception as e:  # SafetensorError for damage, OSError, and whatever else a damaged header brings
+        raise LoadError(f"{path}: not a readable safetensors file, it may be truncated or corrupt"
+                        f"{_detail(e)}.") from None
+    if not ours:
+        raise not_a_checkpoint(path, "it is a safetensors file not written by `python -m stylegan convert`")
     try:
         config = json.loads(metadata["config"])
     except (KeyError, ValueError):
@@ -300,10 +519,15 @@ def read_safetensors(path):
 
 
 def build(family, config, state, path="checkpoint"):
+    if not isinstance(config, dict):
+        raise LoadError(f"{path}: the {family} configuration is damaged.")
     try:
         G = FAMILIES[family](**config)
-    except (TypeError, ValueError, KeyError) as e:
-        raise LoadError(f"{path}: unsupported {family} configuration ({e}).") from None
+    except MemoryError:
+        raise LoadError(f"{path}: the {family} configuration asks for more memory than there is.") from None
+    except Exception as e:  # the constructors check their arguments with TypeError and ValueError
+        plain = isinstance(e, (TypeError, ValueError)) and not isinstance(e, UnicodeError)
+        raise LoadError(f"{path}: unsupported {family} configuration{f' ({_words(e)})' if plain else ''}.") from None
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
     try:
         G.load_state_dict(state, strict=True)

@@ -10,6 +10,8 @@ weights-only loader. Anything else is refused.
 import collections
 import io
 import pickle
+import re
+import struct
 import warnings
 
 import numpy as np
@@ -52,9 +54,19 @@ def _storage_from_bytes(data):
     # torch.storage._load_from_bytes: the bytes are a torch.save payload of one storage.
     if not isinstance(data, (bytes, bytearray)):
         raise pickle.UnpicklingError("tensor storage is not bytes")
-    with warnings.catch_warnings():  # a damaged payload's oddities are reported as our error, not as warnings
-        warnings.simplefilter("ignore")
-        storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+    try:
+        with warnings.catch_warnings():  # a damaged payload's oddities are reported as our error, not as warnings
+            warnings.simplefilter("ignore")
+            storage = torch.load(io.BytesIO(bytes(data)), weights_only=True, map_location="cpu")
+    except MemoryError:
+        raise
+    except Exception as e:
+        # torch's weights-only reader refuses globals with a page of advice; we name the global.
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        if refused:
+            module, _, name = refused.group(1).rpartition(".")
+            raise RefusedGlobal(module, name, inside="a tensor's stored data") from None
+        raise pickle.UnpicklingError("a tensor's stored data is damaged") from None
     if not isinstance(storage, (torch.UntypedStorage, torch.storage.TypedStorage)):
         raise pickle.UnpicklingError("tensor storage payload holds something else")
     return storage
@@ -63,7 +75,10 @@ def _storage_from_bytes(data):
 def _rebuild_tensor(storage, offset, size, stride, *rest):
     if not isinstance(storage, (torch.UntypedStorage, torch.storage.TypedStorage)):
         raise pickle.UnpicklingError("tensor without a storage")
-    return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, collections.OrderedDict())
+    try:
+        return torch._utils._rebuild_tensor_v2(storage, offset, size, stride, False, collections.OrderedDict())
+    except (RuntimeError, TypeError, ValueError, OverflowError):
+        raise pickle.UnpicklingError("a tensor's shape does not fit its stored data") from None
 
 
 def _rebuild_parameter(data, requires_grad, *rest):
@@ -114,15 +129,28 @@ ALLOWED_GLOBALS = {
 
 
 class RefusedGlobal(pickle.UnpicklingError):
-    def __init__(self, module, name):
-        super().__init__(f"{module}.{name}")
-        self.qualname = f"{module}.{name}"
+    """A global outside ALLOWED_GLOBALS (`inside`: where, when not in the pickle itself)."""
+
+    def __init__(self, module, name, inside=None):
+        self.qualname = f"{module}.{name}" if module else name
+        self.inside = inside
+        super().__init__(self.qualname)
+
+
+class _Opcodes(dict):
+    """The pure-Python unpickler's table of opcodes; a byte that is none says so in words, where
+    the table itself raised KeyError: 35 for the '#' that begins a Markdown file."""
+
+    def __missing__(self, code):
+        raise pickle.UnpicklingError(f"the byte {code:#04x} is not a pickle instruction")
 
 
 class _SafeUnpickler(pickle._Unpickler):
     # The pure-Python unpickler: the C one sizes its memo table by an index read from the file,
     # so four damaged bytes made it allocate 21 GB (found by tests/test_hostile_input.py's fuzzer).
     # The time of a load goes into the tensor storages, so this costs little.
+    dispatch = _Opcodes(pickle._Unpickler.dispatch)
+
     def find_class(self, module, name):
         try:
             return ALLOWED_GLOBALS[(module, name)]
@@ -134,5 +162,25 @@ class _SafeUnpickler(pickle._Unpickler):
 
 
 def read_pickle(file):
-    """Unpickle a checkpoint from a binary file object, allowing only ALLOWED_GLOBALS."""
-    return _SafeUnpickler(file).load()
+    """Unpickle a checkpoint from a binary file object, allowing only ALLOWED_GLOBALS.
+
+    Raises RefusedGlobal for a global outside the list, MemoryError for data claiming more memory
+    than there is, and pickle.UnpicklingError, with words for people, for anything else that
+    goes wrong: the pure-Python unpickler reports damage as whatever its code ran into (EOFError,
+    IndexError, struct.error, UnicodeDecodeError, a TypeError of an instruction applied to the
+    wrong value...).
+    """
+    try:
+        return _SafeUnpickler(file).load()
+    except (pickle.UnpicklingError, MemoryError):
+        raise
+    except (EOFError, struct.error):
+        raise pickle.UnpicklingError("the data ends too early") from None
+    except IndexError:  # read(1)[0] at the end of the file, or an instruction with too few values before it
+        raise pickle.UnpicklingError("the data ends too early or its instructions are out of order") from None
+    except UnicodeError:
+        raise pickle.UnpicklingError("a string in it is not valid text") from None
+    except RecursionError:
+        raise pickle.UnpicklingError("its data nests too deeply") from None
+    except Exception:  # TypeError, ValueError, KeyError, AttributeError... from instructions that do not fit
+        raise pickle.UnpicklingError("its instructions are damaged") from None
