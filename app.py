@@ -113,6 +113,12 @@ def default_model(device, hub_online):
     return "FFHQ 1024 px (StyleGAN2)" if device.type == "cuda" else "FFHQ 256 px (StyleGAN2)"
 
 
+def catalog_choices(hub_online):
+    """The picker's (label, name) pairs; without the Hub, models not downloaded yet say so."""
+    return [(e["name"] if hub_online or loading.is_local(e["source"]) else f"{e['name']} (needs network)", e["name"])
+            for e in CATALOG]
+
+
 def people_error(e):
     """A gr.Error showing a sentence meant for people whole (the page renders it as HTML); the
     server's console gets one line, not a traceback."""
@@ -208,12 +214,20 @@ class Studio:
             self.policy.trusted_files.add(Path(path).resolve())
         return path
 
-    def model_info(self, choice, progress=gr.Progress(track_tqdm=True)):
-        """What the chosen model is: family, resolution, layers, classes, parameters, device."""
+    def pick(self, choice, in_use, progress=gr.Progress(track_tqdm=True)):
+        """A model picked in the page: (its description, the model now in use, the picker, a note).
+        A pick that fails keeps the model in use (and the results on screen) and says why."""
         try:
             G = self.model(choice, progress)
-        except loading.LoadError as e:
-            raise people_error(e) from None
+        except (loading.LoadError, gr.Error) as e:
+            reason = e.message if isinstance(e, gr.Error) else str(e)
+            log.info("model pick refused: %s", reason)
+            return (gr.skip(), in_use, gr.update(value=in_use),
+                    html.escape(f"Could not switch to {choice}, so {in_use} stays in use: {reason}", quote=False))
+        return self.describe(G), choice, gr.skip(), ""
+
+    def describe(self, G):
+        """What a model is: family, resolution, layers, classes, parameters, device."""
         params = sum(p.numel() for p in G.parameters())
         layers = ", ".join(f"{i}:{r}" for i, r in enumerate(G.synthesis.ws_resolutions))
         classes = f"{G.c_dim} classes (choose one below)" if G.c_dim else "unconditional"
@@ -393,10 +407,12 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
             gr.Markdown("*The Hugging Face Hub cannot be reached, so only the bundled model and models already "
                         "downloaded or uploaded will load.*", elem_id="offline-note")
         with gr.Row():
-            model_box = gr.Dropdown([e["name"] for e in CATALOG], value=initial, allow_custom_value=True, scale=3,
+            model_box = gr.Dropdown(catalog_choices(hub_online), value=initial, allow_custom_value=True, scale=3,
                                     label="Model (or type a path, hf://owner/repo/file.pkl or an https:// URL)")
             upload = gr.File(label="...or upload a .pkl / .safetensors", file_types=[".pkl", ".safetensors"], scale=1)
+        pick_note = gr.Markdown(elem_id="pick-note")
         info = gr.Markdown(elem_id="model-info")
+        model_in_use = gr.State(initial)
         class_idx = gr.Number(label="Class (conditional models only; -1 for none)", value=-1, precision=0)
         inputs = {}  # tab -> {field: component}
         results = {}  # tab -> (outputs of its endpoint, its caption / link Markdown)
@@ -502,8 +518,10 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
             event.success(share_link(TABS[tab]), [model_box, *app_inputs(TABS[tab], inputs[tab])], results[tab][1],
                           api_name=False)
 
-        model_box.change(studio.model_info, model_box, info, api_name="model_info", concurrency_id=COMPUTE)
-        upload.upload(studio.uploaded_model, upload, model_box, api_name=False)
+        picked = [info, model_in_use, model_box, pick_note]
+        model_box.input(studio.pick, [model_box, model_in_use], picked, api_name="model_info", concurrency_id=COMPUTE)
+        upload.upload(studio.uploaded_model, upload, model_box, api_name=False).then(
+            studio.pick, [model_box, model_in_use], picked, api_name=False, concurrency_id=COMPUTE)
 
         linked_tab = gr.State("generate")
         restorable = [tabs, linked_tab, model_box, class_idx] + [
@@ -523,7 +541,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
             return updates
 
         restored = app.load(restore, None, restorable, api_name=False)
-        restored = restored.then(studio.model_info, model_box, info, api_name=False, concurrency_id=COMPUTE)
+        restored = restored.then(studio.pick, [model_box, model_in_use], picked, api_name=False, concurrency_id=COMPUTE)
         for tab in TABS:  # the linked tab's result, as its sender saw it
             tab_inputs = [model_box, *app_inputs(TABS[tab], inputs[tab])]
 

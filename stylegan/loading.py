@@ -195,6 +195,20 @@ def download_url(url, timeout=30):
     return path
 
 
+def is_local(source):
+    """Whether a source loads without the network: the bundled model, a file, or a download
+    already in its cache."""
+    source = str(source)
+    if source in ("None", "bundled") or not source.startswith(("hf://", "http://", "https://")):
+        return True
+    if source.startswith("hf://"):
+        import huggingface_hub
+        repo_id, filename, revision = parse_hub_url(source)
+        return isinstance(huggingface_hub.try_to_load_from_cache(repo_id, filename, revision=revision), str)
+    name = Path(urllib.parse.urlsplit(source).path).name
+    return (url_cache_dir() / hashlib.sha256(source.encode()).hexdigest()[:16] / name).is_file()
+
+
 def file_sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:

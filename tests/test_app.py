@@ -70,10 +70,10 @@ def test_video_handler(studio):
 
 
 def test_model_info(studio):
-    text = studio.model_info(MODEL)
+    text = studio.describe(studio.model(MODEL))
     assert "StyleGAN2" in text and "32 px" in text and "cpu" in text
     original = str(FIXTURES / "stylegan1" / "sg1_32.pkl")
-    assert "StyleGAN (2019)" in studio.model_info(original)
+    assert "StyleGAN (2019)" in studio.describe(studio.model(original))
 
 
 def test_catalog_entries_are_loadable_sources():
@@ -237,3 +237,18 @@ def test_one_model_request_at_a_time_on_a_cpu(running_app, studio):
         for hook in hooks:
             hook.remove()
     assert most == 1
+
+
+def test_a_failed_pick_keeps_the_model_in_use_and_says_why(studio):
+    info, in_use, picker, note = studio.pick("FFHQ 1024 px (StyleGAN, 2019)", MODEL)  # offline here
+    assert in_use == MODEL and picker["value"] == MODEL and info == gr.skip()
+    assert note.startswith("Could not switch to FFHQ 1024 px (StyleGAN, 2019), so ") and "download failed" in note
+    info, in_use, picker, note = studio.pick(MODEL, MODEL)
+    assert in_use == MODEL and "StyleGAN2" in info and note == ""
+
+
+def test_offline_the_catalog_marks_models_that_need_the_network():
+    labels = dict((name, label) for label, name in app.catalog_choices(hub_online=False))
+    assert labels[app.BUNDLED_NAME] == app.BUNDLED_NAME
+    assert labels["FFHQ 256 px (StyleGAN2)"] == "FFHQ 256 px (StyleGAN2) (needs network)"
+    assert all(label == name for label, name in app.catalog_choices(hub_online=True))

@@ -183,3 +183,18 @@ def test_error_sentences_are_shown_whole(url, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "10-error-whole.png"))
     assert any(name in t and "no such checkpoint" in t for t in texts), texts
+
+
+def test_a_link_to_a_model_this_server_cannot_load_keeps_the_model_in_use(url, browser):
+    """Offline, a link naming a catalog model that needs the network says why in one whole sentence
+    (the download error has <, > in it) and shows its result with the model in use."""
+    from urllib.parse import quote
+    from selenium.webdriver.common.by import By
+    browser.get(url + "?tab=generate&seeds=1,2&model=" + quote("FFHQ 1024 px (StyleGAN, 2019)"))
+    _image_sources(browser, "#generate-gallery img", 2)
+    note = wait_for(browser, "#pick-note p")[0].text
+    assert note.startswith("Could not switch to FFHQ 1024 px (StyleGAN, 2019), so ") and "download failed (" in note
+    assert note.endswith(").") and "<" in note, note  # the urlopen error's text, whole
+    picker = browser.find_element(By.CSS_SELECTOR, "input[role='listbox'], input[aria-expanded]")
+    assert picker.get_attribute("value").endswith("sg2_32_uncond.pkl")
+    assert_no_error(browser, "11-link-to-a-model-out-of-reach")
