@@ -170,19 +170,22 @@ def test_links_to_every_tab_show_the_senders_result(url, browser):
 
 
 def test_error_sentences_are_shown_whole(url, browser):
-    """A sentence with <, > and & in it (here a file name) is shown as text, not eaten as markup."""
+    """Sentences with <, > and & in them (a file name, a seed) are shown as text, not eaten as markup:
+    in the note of a failed model pick and in an error message."""
     from urllib.parse import quote
     from selenium.webdriver.common.by import By
-    name = "<b>no</b> & such.pkl"
-    browser.get(url + "?tab=generate&model=" + quote(str(REFERENCE / name)))
+    name, seed = "<b>no</b> & such.pkl", "<i>x</i> & y"
+    browser.get(url + "?tab=generate&seeds=" + quote(seed) + "&model=" + quote(str(REFERENCE / name)))
     deadline = time.time() + 60
-    texts = []
-    while time.time() < deadline and not any(name in t for t in texts):
-        texts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".toast-body") if e.is_displayed()]
+    toasts = []
+    while time.time() < deadline and not any(seed in t for t in toasts):
+        toasts = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".toast-body") if e.is_displayed()]
         time.sleep(0.25)
+    note = wait_for(browser, "#pick-note p")[0].text
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "10-error-whole.png"))
-    assert any(name in t and "no such checkpoint" in t for t in texts), texts
+    assert name in note and "no such checkpoint" in note, note
+    assert any(f"'{seed}' is not a seed" in t for t in toasts), toasts
 
 
 def test_a_link_to_a_model_this_server_cannot_load_keeps_the_model_in_use(url, browser):
