@@ -51,7 +51,7 @@ def test_bundled_model_noise_is_local_and_nonzero(G):
 def test_training_script_runs_and_resumes(tmp_path):
     run, out = tmp_path / "run", tmp_path / "model.safetensors"
     common = ["tools/train_offline_model.py", "--tiny", "--teacher", "random", "--run-dir", run, "--out", out,
-              "--batch", "4", "--swd-images", "32", "--threads", "1"]
+              "--batch", "4", "--threads", "1"]
     first = run_python([*map(str, common), "--max-steps", "2"])
     assert first.returncode == 0, first.stderr
     assert (run / "state.pt").exists() and out.exists()
@@ -66,7 +66,7 @@ def test_training_script_runs_and_resumes(tmp_path):
     assert G.img_resolution == 64
 
 
-def test_patch_swd_loss_tells_blurred_images_from_the_real_ones():
+def test_patch_swd_loss_tells_blurred_images_from_the_real_ones(one_thread):
     """The training loss that asks for the teacher's local structure: a blurred copy of a batch is
     far from it, an independent batch of the same kind is near, and the gradient lowers the loss."""
     sys.path.insert(0, str(ROOT / "tools"))
@@ -107,23 +107,34 @@ def test_noise_mode_changes_details_not_faces(G):
     assert np.all((spread_ratio > 0.85) & (spread_ratio < 1.15)), spread_ratio
 
 
+CONVERSION = ["tools/train_offline_model.py", "--tiny", "--teacher", "random", "--batch", "4", "--threads", "1",
+              "--max-steps", "2", "--mapping-lr-mult", "0.01"]
+
+
+@pytest.fixture(scope="module")
+def first_model(tmp_path_factory):
+    """The model (and saved state, in run dir a) that each conversion starts from: trained once,
+    read by each (the refused resume below stops before writing anything)."""
+    tmp = tmp_path_factory.mktemp("first")
+    first = run_python([*CONVERSION, "--run-dir", str(tmp / "a"), "--out", str(tmp / "a.safetensors")])
+    assert first.returncode == 0, first.stderr
+    return tmp
+
+
 @pytest.mark.parametrize("change", [["--mapping-lr-mult", "1"], ["--channel-max", "32"]])
-def test_training_from_a_model_of_another_configuration_keeps_its_images(tmp_path, change):
+def test_training_from_a_model_of_another_configuration_keeps_its_images(tmp_path, first_model, change):
     """--init rescales the stored mapping weights when the learning-rate multiplier changes, and
     widens a model to more channels."""
-    common = ["tools/train_offline_model.py", "--tiny", "--teacher", "random", "--batch", "4", "--swd-images", "32",
-              "--threads", "1", "--max-steps", "2", "--mapping-lr-mult", "0.01"]
-    first = run_python([*common, "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "a.safetensors")])
-    assert first.returncode == 0, first.stderr
     # Started from the first model at its own step count: no training steps, only the conversion.
-    second = run_python([*common, "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.safetensors"),
-                         "--init", str(tmp_path / "a.safetensors"), *change])
+    second = run_python([*CONVERSION, "--run-dir", str(tmp_path / "b"), "--out", str(tmp_path / "b.safetensors"),
+                         "--init", str(first_model / "a.safetensors"), *change])
     assert second.returncode == 0, second.stderr
-    a, b = (stylegan.load(tmp_path / f"{name}.safetensors", device="cpu") for name in "ab")
+    a, b = (stylegan.load(path, device="cpu") for path in (first_model / "a.safetensors", tmp_path / "b.safetensors"))
     assert a.config != b.config
     z = torch.randn(4, a.z_dim, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert torch.allclose(a(z, None, noise_mode="none"), b(z, None, noise_mode="none"), atol=1e-4)
     # Resuming a saved state with another configuration would silently change the model: refused.
-    mixed = run_python([*common, "--run-dir", str(tmp_path / "a"), "--out", str(tmp_path / "c.safetensors"), *change])
+    mixed = run_python([*CONVERSION, "--run-dir", str(first_model / "a"), "--out", str(tmp_path / "c.safetensors"),
+                        *change])
     assert mixed.returncode != 0 and "another configuration" in mixed.stderr

@@ -22,7 +22,6 @@ compute and SWD (tools/swd.py) are written beside it as JSON for the model card.
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -177,7 +176,8 @@ def main():
     parser.add_argument("--out", default="checkpoints/offline-faces-64.safetensors")
     parser.add_argument("--teacher", choices=["dcgan", "random"], default="dcgan",
                         help="random: an untrained teacher of the same shape, for tests of this script")
-    parser.add_argument("--tiny", action="store_true", help="a very small student, for tests of this script")
+    parser.add_argument("--tiny", action="store_true",
+                        help="a very small student and critic, and a quick SWD at the end, for tests of this script")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--max-minutes", type=float, default=60, help="training time of this run")
     parser.add_argument("--max-steps", type=int, default=10 ** 9, help="total steps (over all runs)")
@@ -191,7 +191,8 @@ def main():
     parser.add_argument("--channel-max", type=int,
                         help="channels of the 4-8 px layers (default 128, 16 with --tiny); with --init from a "
                              "narrower model, that model is widened")
-    parser.add_argument("--swd-images", type=int, default=4096)
+    parser.add_argument("--swd-images", type=int,
+                        help="images of each set in the final SWD (default 4096, 8 with --tiny)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--swd-weight", type=float, default=0.0,
                         help="weight of the patch-SWD loss (the teacher's distribution of local structure)")
@@ -199,6 +200,8 @@ def main():
                         help="patch-SWD: random patches per image and pyramid level")
     parser.add_argument("--init", help="start G from this model (ours, .safetensors) when there is no saved state")
     args = parser.parse_args()
+    if args.swd_images is None:
+        args.swd_images = 8 if args.tiny else 4096
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -209,6 +212,12 @@ def main():
 
     teacher = load_teacher(args.teacher)
     config = student_config(args.tiny, args.mapping_lr_mult, args.channel_max)
+    saved = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.exists() else None
+    if saved is not None:  # checked before anything is built
+        # States saved before the configuration was recorded were all trained with multiplier 0.01.
+        saved_config = saved.get("config", student_config(args.tiny, 0.01))
+        if saved_config != config:
+            sys.exit(f"{state_path} was trained with another configuration: {saved_config}")
     G = stylegan2.Generator(**config)
     G_ema = stylegan2.Generator(**config).requires_grad_(False)
     D = Discriminator((8, 8, 16, 16) if args.tiny else (32, 64, 128, 128))
@@ -229,12 +238,7 @@ def main():
                             {"from_images": 0, "adv_weight": card["adv_weight"], "threads": card["threads"]}]))
         print(f"starting from {args.init} ({progress['images']} images)", flush=True)
     G_ema.load_state_dict(G.state_dict())
-    if state_path.exists():
-        saved = torch.load(state_path, map_location="cpu", weights_only=True)
-        # States saved before the configuration was recorded were all trained with multiplier 0.01.
-        saved_config = saved.get("config", student_config(args.tiny, 0.01))
-        if saved_config != config:
-            sys.exit(f"{state_path} was trained with another configuration: {saved_config}")
+    if saved is not None:
         for module, key in ((G, "G"), (G_ema, "G_ema"), (D, "D"), (opt_g, "opt_g"), (opt_d, "opt_d")):
             module.load_state_dict(saved[key])
         for group in opt_g.param_groups:
@@ -331,12 +335,15 @@ def export(G, teacher, args, progress):
     G.mapping.w_avg.copy_(G.mapping(torch.randn(10_000, TEACHER_Z), None)[:, 0].mean(dim=0))
     n = args.swd_images
     gen = torch.Generator().manual_seed(123)
-    batches = [torch.randn(256, TEACHER_Z, generator=gen) for _ in range(math.ceil(n / 256))]
-    student_images = torch.cat([G(z, None, noise_mode="random") for z in batches])[:n]
+    # Batches of 256 (the last one only as large as needed: rendering 256 teacher images for a
+    # test's few would dominate its time); for a multiple of 256 the same draws as before.
+    sizes = [min(256, n - i) for i in range(0, n, 256)]
+    batches = [torch.randn(size, TEACHER_Z, generator=gen) for size in sizes]
+    student_images = torch.cat([G(z, None, noise_mode="random") for z in batches])
     # The app's default noise mode is const: measured on the same z.
-    student_const = torch.cat([G(z, None, noise_mode="const") for z in batches])[:n]
-    teacher_a = torch.cat([teacher(torch.randn(256, TEACHER_Z, generator=gen)) for _ in batches])[:n]
-    teacher_b = torch.cat([teacher(torch.randn(256, TEACHER_Z, generator=gen)) for _ in batches])[:n]
+    student_const = torch.cat([G(z, None, noise_mode="const") for z in batches])
+    teacher_a = torch.cat([teacher(torch.randn(size, TEACHER_Z, generator=gen)) for size in sizes])
+    teacher_b = torch.cat([teacher(torch.randn(size, TEACHER_Z, generator=gen)) for size in sizes])
     student_levels, student_swd = swd(student_images, teacher_a)
     const_swd = swd(student_const, teacher_a)[1]
     teacher_levels, teacher_swd = swd(teacher_b, teacher_a)
