@@ -48,6 +48,32 @@ COMPUTE = "model"
 OUTPUT_MAX_AGE = 3600  # seconds a result stays downloadable (Gradio's own copies are kept as long)
 FAMILY_NAMES = {"stylegan1": "StyleGAN (2019)", "stylegan2": "StyleGAN2", "stylegan3": "StyleGAN3"}
 log = logging.getLogger("stylegan.app")
+# Small images (a 64 px model's faces, its heat map, a mixing grid) are shown enlarged with their pixels
+# kept sharp (nearest neighbour), and whole: no scrolling inside a gallery.
+CSS = """
+#generate-gallery img, #noise-gallery img, #noise-compare img, #mix-grid img, #noise-heatmap img, #video-player video {
+  image-rendering: pixelated;
+}
+#generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container {
+  grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
+}
+@media (max-width: 640px) {  /* a phone: two faces a row */
+  #generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container {
+    grid-template-columns: repeat(2, minmax(0, 1fr)) !important;
+  }
+}
+#generate-gallery .grid-wrap, #noise-gallery .grid-wrap, #noise-compare .grid-wrap {
+  max-height: none !important; height: auto !important; overflow: visible !important;
+}
+#mix-grid img, #noise-heatmap img, #video-player video {
+  width: 100% !important; height: auto !important; max-height: none !important; object-fit: contain;
+}
+#mix-grid .image-container, #mix-grid .image-frame, #mix-grid button, #noise-heatmap .image-container,
+#noise-heatmap .image-frame, #noise-heatmap button {
+  width: 100% !important; height: auto !important; max-height: none !important;
+}
+#mix-grid img { width: min(100%, 768px) !important; margin: 0 auto; }
+"""
 
 
 class ModelStore:
@@ -476,10 +502,12 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                                            [seed, *n_controls, class_idx]))
                 n_run = gr.Button("Study the noise", variant="primary")
                 with gr.Row():
-                    n_gallery = gr.Gallery(label="Realisations", columns=4, height="auto", scale=2)
+                    n_gallery = gr.Gallery(label="Realisations", columns=4, height="auto", scale=2,
+                                           elem_id="noise-gallery")
                     n_heat = gr.Image(label="Standard deviation (bright = more variation)", type="filepath", scale=1,
                                       elem_id="noise-heatmap")
-                n_compare = gr.Gallery(label="Noise on all / coarse / fine / no layers", columns=4, height="auto")
+                n_compare = gr.Gallery(label="Noise on all / coarse / fine / no layers", columns=4, height="auto",
+                                       elem_id="noise-compare")
                 n_grid = gr.File(label="Download (PNG with its recipe)")
                 n_caption = gr.Markdown()
                 n_recipe = gr.JSON(label="Recipe", visible=False)
@@ -597,7 +625,7 @@ def parse_args(argv=None):
 
 def launch_options(args, app):
     """app.launch() arguments for the command line's settings."""
-    return dict(server_name=args.host, server_port=args.port, share=args.share,
+    return dict(server_name=args.host, server_port=args.port, share=args.share, css=CSS,
                 allowed_paths=[str(app.studio.output_dir)], max_file_size=f"{args.max_upload_mb}mb")
 
 

@@ -28,7 +28,7 @@ def url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    blocks.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, css=app.CSS)
     yield f"http://127.0.0.1:{port}"
     blocks.close()
 
@@ -201,3 +201,36 @@ def test_a_link_to_a_model_this_server_cannot_load_keeps_the_model_in_use(url, b
     picker = browser.find_element(By.CSS_SELECTOR, "input[role='listbox'], input[aria-expanded]")
     assert picker.get_attribute("value").endswith("sg2_32_uncond.pkl")
     assert_no_error(browser, "11-link-to-a-model-out-of-reach")
+
+
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_small_images_are_shown_enlarged_sharp_and_whole(url, browser, width, height):
+    """A 32 px model's faces, mixing grid and heat map: enlarged with nearest neighbour, no scrolling
+    inside a gallery; screenshots at a laptop's and a phone's width."""
+    shown = {}
+    try:
+        browser.set_window_size(width, height)
+        for tab, css, count in [("generate", "#generate-gallery img", 8), ("mix", "#mix-grid img", 1),
+                                 ("noise", "#noise-heatmap img", 1)]:
+            browser.get(url + f"?tab={tab}")
+            _image_sources(browser, css, count)
+            time.sleep(1)  # the last layout
+            shown[tab] = browser.execute_script(
+                "return [...document.querySelectorAll(arguments[0])].map(i => [i.naturalWidth,"
+                " i.getBoundingClientRect().width, getComputedStyle(i).imageRendering])", css)
+            scrolling = browser.execute_script(
+                "return [...document.querySelectorAll('.grid-wrap, .block')].filter(e => e.closest('[id$=gallery],"
+                " [id$=compare], #mix-grid, #noise-heatmap') && (e.scrollHeight > e.clientHeight + 2"
+                " || e.scrollWidth > e.clientWidth + 2) && getComputedStyle(e).overflow != 'visible').length")
+            assert scrolling == 0, (tab, width)
+            page_height = browser.execute_script("return document.body.scrollHeight")
+            browser.set_window_size(width, page_height)
+            assert_no_error(browser, f"12-{tab}-{width}px")
+            browser.set_window_size(width, height)
+    finally:
+        browser.set_window_size(1400, 1800)
+    for tab, images in shown.items():
+        for natural, on_screen, rendering in images:
+            # At least 2.5 times their size, or most of a phone's width
+            assert rendering == "pixelated" and on_screen >= min(2.5 * natural, 0.75 * width), (
+                tab, width, natural, on_screen)
