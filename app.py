@@ -35,8 +35,7 @@ import stylegan
 from stylegan import demos, loading, settings
 from stylegan.settings import GenerateSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings
 
-ROOT = Path(__file__).resolve().parent
-CATALOG = json.loads((ROOT / "catalog.json").read_text())
+CATALOG = json.loads(loading.CATALOG.read_text())
 BUNDLED_NAME = CATALOG[0]["name"]
 MAX_IMAGES = 32  # per request in the app (the library allows more)
 MAX_FRAMES = 600
@@ -110,7 +109,7 @@ class SourcePolicy:
     a Hugging Face Space) typed paths and URLs are off unless --allow-typed-sources."""
 
     def __init__(self, allowed_dirs=(), public=False, allow_typed=False):
-        self.allowed_dirs = [Path(d).resolve() for d in [ROOT / "checkpoints", *allowed_dirs]]
+        self.allowed_dirs = [Path(d).resolve() for d in [loading.CHECKPOINTS, *allowed_dirs]]
         self.trusted_files = set()  # the model named at launch, and files visitors uploaded
         self.typed_sources = allow_typed or not public
 

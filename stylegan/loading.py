@@ -25,7 +25,11 @@ from .safe_pickle import Record, RefusedGlobal, read_pickle
 
 FAMILIES = {"stylegan1": stylegan1.Generator, "stylegan2": stylegan2.Generator, "stylegan3": stylegan3.Generator}
 FORMAT_TAG = "stylegan-generator"
-BUNDLED_MODEL = Path(__file__).resolve().parent.parent / "checkpoints" / "offline-faces-64.safetensors"
+# checkpoints/ of the repository: beside the package in a clone, inside it once installed (pyproject.toml).
+_PACKAGE = Path(__file__).resolve().parent
+CHECKPOINTS = _PACKAGE / "checkpoints" if (_PACKAGE / "checkpoints").is_dir() else _PACKAGE.parent / "checkpoints"
+BUNDLED_MODEL = CHECKPOINTS / "offline-faces-64.safetensors"
+CATALOG = CHECKPOINTS / "catalog.json"
 
 
 class LoadError(Exception):

@@ -364,3 +364,30 @@ def test_help_answers_without_importing_torch(args):
 def test_info_without_a_source_describes_the_bundled_model(capsys):
     status, out, _ = run_main(capsys, "info")
     assert status == 0 and "source:      bundled" in out and "64 px" in out
+
+
+def test_installed_package_carries_its_data_and_a_stylegan_command(tmp_path):
+    """`pip install .` makes a wheel with the bundled model and the catalog, and a `stylegan`
+    command; the installed package works from any folder."""
+    import subprocess
+    import sys
+    import zipfile
+    from conftest import ROOT
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel, = (tmp_path / "dist").glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        entry_points = archive.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+        archive.extractall(tmp_path / "site")
+    assert {"stylegan/checkpoints/offline-faces-64.safetensors", "stylegan/checkpoints/catalog.json"} <= set(names)
+    assert "stylegan = stylegan.__main__:main" in entry_points
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, "-m", "stylegan", "generate", "--seeds", "1-2", "--out", "faces.png"],
+                            cwd=elsewhere, env={**os.environ, "PYTHONPATH": str(tmp_path / "site")},
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert Image.open(elsewhere / "faces.png").size == (2 * 64, 64)
+    assert demos.read_recipe(elsewhere / "faces.png")["model"] == "bundled"

@@ -87,7 +87,7 @@ def test_the_readme_front_matter_describes_a_space_that_starts():
     front = (ROOT / "README.md").read_text().split("---\n")[1]
     fields = dict(line.split(": ", 1) for line in front.splitlines() if ": " in line and not line.startswith(" "))
     assert fields["sdk"] == "gradio" and (ROOT / fields["app_file"]).is_file()
-    catalog = (ROOT / "catalog.json").read_text()
+    catalog = (ROOT / "checkpoints" / "catalog.json").read_text()
     preloaded = front.split("preload_from_hub:\n")[1].strip().lstrip("- ")
     repo, files = preloaded.split(" ")
     assert all(f"hf://{repo}/{name}" in catalog for name in files.split(","))
