@@ -60,7 +60,8 @@ def free_port():
 def start_app(port, model=MODEL):
     env = dict(os.environ, HF_HUB_OFFLINE="1", GRADIO_ANALYTICS_ENABLED="False")
     log = tempfile.TemporaryFile()
-    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), "--model", str(model)],
+    model_args = [] if model is None else ["--model", str(model)]  # None: the app's own default
+    server = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *model_args],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 120
     while time.time() < deadline:
