@@ -213,6 +213,7 @@ class Studio:
     def __init__(self, store, policy, memory_budget, output_dir=None):
         self.store, self.policy, self.memory_budget = store, policy, memory_budget
         self.output_dir = Path(output_dir or tempfile.mkdtemp(prefix="stylegan-app-"))
+        self.files = {}  # file name -> path of checkpoints uploaded or named at launch
         self.generate = on_gpu(endpoint(GenerateSettings, self._generate))
         self.style_mix = on_gpu(endpoint(MixSettings, self._style_mix))
         self.noise = on_gpu(endpoint(NoiseSettings, self._noise))
@@ -222,6 +223,8 @@ class Studio:
         """A model picker value -> a load() source: catalog names map to their source; typed
         sources must pass the app's SourcePolicy."""
         choice = (choice or "").strip()
+        if choice in self.files:
+            return str(self.files[choice])
         for entry in CATALOG:
             if choice == entry["name"]:
                 return entry["source"]
@@ -233,11 +236,17 @@ class Studio:
         G = self.store.get(self.source_of(choice), choice, progress)
         return G
 
+    def add_file(self, path):
+        """A checkpoint file this app may load (an upload, the model named at launch), picked and linked
+        by its file name: links never show where the server keeps its files."""
+        path = Path(path).expanduser().resolve()
+        self.policy.trusted_files.add(path)
+        self.files[path.name] = path
+        return path.name
+
     def uploaded_model(self, path):
         """An uploaded checkpoint becomes the model choice (Gradio has already enforced the size limit)."""
-        if path:
-            self.policy.trusted_files.add(Path(path).resolve())
-        return path
+        return self.add_file(path) if path else gr.skip()
 
     def pick(self, choice, in_use, progress=gr.Progress(track_tqdm=True)):
         """A model picked in the page: (its description, the model now in use, the picker, a note).
@@ -422,7 +431,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
     hub_online = loading.hub_reachable()
     initial = model or default_model(store.device, hub_online)
     if model and not model.startswith(("hf://", "http://", "https://")) and model not in (e["name"] for e in CATALOG):
-        studio.policy.trusted_files.add(Path(model).expanduser().resolve())  # named by whoever launched the app
+        initial = studio.add_file(model)  # named by whoever launched the app
     with gr.Blocks(title="StyleGAN: see and play with style-based face generation",
                    delete_cache=(OUTPUT_MAX_AGE, OUTPUT_MAX_AGE)) as app:
         gr.Markdown("# StyleGAN: style-based face generation\nEach face comes from a seed (a random vector z), "

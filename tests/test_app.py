@@ -252,3 +252,18 @@ def test_offline_the_catalog_marks_models_that_need_the_network():
     assert labels[app.BUNDLED_NAME] == app.BUNDLED_NAME
     assert labels["FFHQ 256 px (StyleGAN2)"] == "FFHQ 256 px (StyleGAN2) (needs network)"
     assert all(label == name for label, name in app.catalog_choices(hub_online=True))
+
+
+def test_uploads_are_picked_and_linked_by_their_file_name(studio, tmp_path):
+    upload = tmp_path / "upload-1234" / "my faces.pkl"
+    upload.parent.mkdir()
+    upload.write_bytes(Path(MODEL).read_bytes())
+    name = studio.uploaded_model(str(upload))
+    assert name == "my faces.pkl"
+    images, grid, recipe = studio.generate(name, "1", 0.7, "const", -1, 0, 0, 0)
+    link = app.share_link(app.GenerateSettings)(name, "1", 0.7, "const", -1, 0, 0, 0)
+    assert "model=my+faces.pkl" in link and "upload-1234" not in link and "%2F" not in link
+    # A receiver whose server lacks the file keeps its model, with a sentence.
+    other = app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES])).studio
+    _, in_use, _, note = other.pick("my faces.pkl", "sg2_32_uncond.pkl")
+    assert in_use == "sg2_32_uncond.pkl" and note.startswith("Could not switch to my faces.pkl")

@@ -148,6 +148,8 @@ def test_links_to_every_tab_show_the_senders_result(url, browser):
     want = demos.generate(G, "5, 9", psi=0.5)
     for source, image in zip(faces, want.images):
         assert np.array_equal(_pixels(_fetch(source)), np.asarray(image))
+    link = wait_for(browser, "a[href*='tab=generate']")[0].get_attribute("href")
+    assert "model=sg2_32_uncond.pkl" in link and "%2F" not in link  # the model by name, no server path
     assert_no_error(browser, "6-link-generate")
 
     browser.get(url + "?tab=mix&rows=1,2&cols=3&layers=middle&psi=0.6")
