@@ -138,3 +138,12 @@ def test_training_from_a_model_of_another_configuration_keeps_its_images(tmp_pat
     mixed = run_python([*CONVERSION, "--run-dir", str(first_model / "a"), "--out", str(tmp_path / "c.safetensors"),
                         *change])
     assert mixed.returncode != 0 and "another configuration" in mixed.stderr
+
+
+def test_noise_visibly_changes_the_bundled_models_faces_at_the_noise_tabs_defaults(G):
+    """The Noise tab teaches what noise does only if its realisations differ where people can see it."""
+    from stylegan.settings import NoiseSettings
+    study = demos.noise_study(G, NoiseSettings())
+    images = [np.asarray(im, dtype=np.int64) for im in study.images]
+    visible = np.mean([(np.abs(a - b).max(axis=2) >= 8).mean() for a, b in zip(images, images[1:])])
+    assert visible > 0.15, visible  # measured 0.29: hair, the face's outline and the background
