@@ -72,6 +72,7 @@ CSS = """
   width: 100% !important; height: auto !important; max-height: none !important;
 }
 #mix-grid img { width: min(100%, 768px) !important; margin: 0 auto; }
+#video-player video { width: min(100%, 512px) !important; margin: 0 auto; display: block; }
 """
 
 

@@ -168,6 +168,9 @@ def test_links_to_every_tab_show_the_senders_result(url, browser):
     video, = _image_sources(browser, "#video-player video", 1)
     frames = iio.imread(_fetch(video), extension=".mp4")
     assert frames.shape == (4, 32, 32, 3)  # 1 transition of 3 frames, and the last seed
+    shown = browser.execute_script("const v = document.querySelector('#video-player video'); const r ="
+                                   " v.getBoundingClientRect(); return [r.width, r.height, getComputedStyle(v).imageRendering]")
+    assert shown[0] >= 4 * 32 and abs(shown[0] - shown[1]) < 2 and shown[2] == "pixelated", shown  # square, sharp
     assert_no_error(browser, "9-link-video")
 
 
