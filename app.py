@@ -159,8 +159,8 @@ def endpoint(cls, compute):
     A person's mistake becomes a gr.Error with its sentence, logged in one line; anything else is
     a bug: logged once with its traceback and shown as a short sentence.
     """
-    names = [f.name for f in cls.fields() if settings.spec_of(f).in_app]
-    defaults = {f.name: f.default for f in cls.fields()}
+    offered = cls.app_fields()
+    names = [f.name for f in offered]
     progress_default = gr.Progress(track_tqdm=True)
 
     def values(args):
@@ -181,11 +181,11 @@ def endpoint(cls, compute):
     parameter = inspect.Parameter
     handler.__signature__ = inspect.Signature(
         [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
-        + [parameter(name, parameter.POSITIONAL_OR_KEYWORD, default=defaults[name]) for name in names]
+        + [parameter(f.name, parameter.POSITIONAL_OR_KEYWORD, default=f.default) for f in offered]
         + [parameter("progress", parameter.POSITIONAL_OR_KEYWORD, default=progress_default)])
     handler.__name__ = compute.__name__
     handler.__doc__ = compute.__doc__ + "\n\nArgs:\n    model: a catalog name, an uploaded file's name or an hf:// path\n" + "".join(
-        f"    {f.name}: {settings.spec_of(f).help}\n" for f in cls.fields() if f.name in names)
+        f"    {f.name}: {settings.spec_of(f).help}\n" for f in offered)
     return handler
 
 
@@ -234,8 +234,7 @@ class Studio:
         return self.policy.check(choice)
 
     def model(self, choice, progress=None):
-        G = self.store.get(self.source_of(choice), choice, progress)
-        return G
+        return self.store.get(self.source_of(choice), choice, progress)
 
     def add_file(self, path):
         """A checkpoint file this app may load (an upload, the model named at launch), picked and linked
@@ -370,7 +369,7 @@ TABS = {cls.tab: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, V
 
 def share_link(cls):
     """The page's link to a tab's result: its settings in the query string."""
-    names = [f.name for f in cls.fields() if settings.spec_of(f).in_app]
+    names = [f.name for f in cls.app_fields()]
 
     def link(model, *values):
         try:
@@ -381,18 +380,16 @@ def share_link(cls):
     return link
 
 
-def controls(cls, names, class_box=None, **overrides):
-    """Components for some of a settings class's fields, from their declarations."""
+def controls(cls, names, into):
+    """Components for some of a settings class's fields, from their declarations; also added to
+    `into` ({field: component}), the tab's inputs."""
     fields = {f.name: f for f in cls.fields()}
     made = []
     for name in names:
         f = fields[name]
         spec = settings.spec_of(f)
-        label = spec.help[0].upper() + spec.help[1:]
-        options = dict(label=label, **overrides.get(name, {}))
-        if spec.kind == "class":
-            made.append(class_box)
-        elif spec.kind == "seeds":
+        options = dict(label=spec.help[0].upper() + spec.help[1:])
+        if spec.kind == "seeds":
             made.append(gr.Textbox(settings.as_text(spec, f.default), **options))
         elif spec.kind == "seed":
             made.append(gr.Number(f.default, precision=0, minimum=spec.low, maximum=spec.high, **options))
@@ -406,12 +403,13 @@ def controls(cls, names, class_box=None, **overrides):
             made.append(gr.Checkbox(f.default, **options))
         else:
             made.append(gr.Textbox(f.default, **options))
+        into[name] = made[-1]
     return made
 
 
 def app_inputs(cls, components):
     """The components of a tab's in-app fields, in field order (the endpoint's parameter order)."""
-    return [components[f.name] for f in cls.fields() if settings.spec_of(f).in_app]
+    return [components[f.name] for f in cls.app_fields()]
 
 
 def random_seeds(count=8):
@@ -449,7 +447,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
         info = gr.Markdown(elem_id="model-info")
         model_in_use = gr.State(initial)
         class_idx = gr.Number(label="Class (conditional models only; -1 for none)", value=-1, precision=0)
-        inputs = {}  # tab -> {field: component}
+        inputs = {tab: {"class_idx": class_idx} for tab in TABS}  # tab -> {field: component}
         results = {}  # tab -> (outputs of its endpoint, its caption / link Markdown)
 
         with gr.Tabs() as tabs:
@@ -457,13 +455,11 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 gr.Markdown("Every seed is a different face. **Truncation psi** pulls the styles towards the average "
                             "face: lower psi, more typical and cleaner faces; psi 1 shows the model's full variety.")
                 with gr.Row():
-                    seeds, = controls(GenerateSettings, ["seeds"])
+                    seeds, = controls(GenerateSettings, ["seeds"], inputs["generate"])
                     g_random = gr.Button("Random seeds", scale=0)
-                    psi, noise_mode = controls(GenerateSettings, ["psi", "noise_mode"])
+                    psi, noise_mode = controls(GenerateSettings, ["psi", "noise_mode"], inputs["generate"])
                 with gr.Accordion("StyleGAN3 only: translate and rotate the input", open=False):
-                    moves = controls(GenerateSettings, ["translate_x", "translate_y", "rotate"])
-                inputs["generate"] = dict(zip(["seeds", "psi", "noise_mode", "class_idx", "translate_x", "translate_y",
-                                               "rotate"], [seeds, psi, noise_mode, class_idx, *moves]))
+                    controls(GenerateSettings, ["translate_x", "translate_y", "rotate"], inputs["generate"])
                 g_run = gr.Button("Generate", variant="primary")
                 g_gallery = gr.Gallery(label="Faces", columns=4, height="auto", elem_id="generate-gallery")
                 g_grid = gr.File(label="Download the grid (PNG with its recipe)")
@@ -481,11 +477,10 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                             "faces (the StyleGAN paper's Figure 3). **Coarse** layers carry pose and face shape, "
                             "**middle** ones features and expression, **fine** ones colour and micro-detail.")
                 with gr.Row():
-                    rows, cols = controls(MixSettings, ["row_seeds", "col_seeds"])
+                    rows, cols = controls(MixSettings, ["row_seeds", "col_seeds"], inputs["mix"])
                     m_random = gr.Button("Random seeds", scale=0)
                 with gr.Row():
-                    layers, psi = controls(MixSettings, ["layers", "psi"])
-                inputs["mix"] = dict(row_seeds=rows, col_seeds=cols, layers=layers, psi=psi, class_idx=class_idx)
+                    layers, _ = controls(MixSettings, ["layers", "psi"], inputs["mix"])
                 m_run = gr.Button("Mix styles", variant="primary")
                 m_grid = gr.Image(label="Style-mixing grid (PNG with its recipe)", type="filepath", elem_id="mix-grid")
                 m_caption = gr.Markdown()
@@ -504,11 +499,9 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                             "The heat map shows where the realisations differ; noise on fine layers changes small "
                             "detail, on coarse layers larger curls.")
                 with gr.Row():
-                    seed, = controls(NoiseSettings, ["seed"])
+                    seed, = controls(NoiseSettings, ["seed"], inputs["noise"])
                     n_random = gr.Button("Random seed", scale=0)
-                    n_controls = controls(NoiseSettings, ["num_samples", "layers", "strength", "psi"])
-                inputs["noise"] = dict(zip(["seed", "num_samples", "layers", "strength", "psi", "class_idx"],
-                                           [seed, *n_controls, class_idx]))
+                    n_controls = controls(NoiseSettings, ["num_samples", "layers", "strength", "psi"], inputs["noise"])
                 n_run = gr.Button("Study the noise", variant="primary")
                 with gr.Row():
                     n_gallery = gr.Gallery(label="Realisations", columns=4, height="auto", scale=2,
@@ -532,13 +525,11 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                             "Gaussian input (spherical interpolation); in **W** it is a straight line between "
                             "styles, which the mapping network has made more even, so changes are smoother.")
                 with gr.Row():
-                    v_seeds, = controls(VideoSettings, ["seeds"])
+                    v_seeds, = controls(VideoSettings, ["seeds"], inputs["video"])
                     v_random = gr.Button("Random seeds", scale=0)
-                    v_frames = controls(VideoSettings, ["frames_per_transition", "fps"])
+                    v_frames = controls(VideoSettings, ["frames_per_transition", "fps"], inputs["video"])
                 with gr.Row():
-                    v_more = controls(VideoSettings, ["space", "easing", "loop", "psi"])
-                inputs["video"] = dict(zip(["seeds", "frames_per_transition", "fps", "space", "easing", "loop", "psi",
-                                            "class_idx"], [v_seeds, *v_frames, *v_more, class_idx]))
+                    v_more = controls(VideoSettings, ["space", "easing", "loop", "psi"], inputs["video"])
                 v_run = gr.Button("Make the video", variant="primary")
                 v_player = gr.Video(label="Video (MP4, recipe in its metadata)", elem_id="video-player")
                 v_recipe = gr.JSON(label="Recipe", visible=False)

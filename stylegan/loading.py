@@ -36,10 +36,12 @@ class LoadError(Exception):
     """A checkpoint could not be loaded; the message is one sentence meant for people."""
 
 
-def brief(error, limit=160):
-    """An exception as one short line, for the end of a sentence (library messages can run to pages)."""
+def brief(error, limit=160, name=True):
+    """An exception as one short line, for the end of a sentence (library messages can run to pages):
+    its type's name and its message's first line, or (name=False) the message alone."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = f"{type(error).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    first = lines[0] if lines else ""
+    text = f"{type(error).__name__}: {first}".rstrip(": ") if name else first or type(error).__name__
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
@@ -242,13 +244,6 @@ def not_a_checkpoint(path, reason):
     return LoadError(f"{path} is not a StyleGAN checkpoint ({reason}).")
 
 
-def _words(error, limit=160):
-    """An exception's own message as a short phrase (no type name), for the end of a sentence."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    text = lines[0] if lines else type(error).__name__
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
 # Exceptions whose names and messages mean something only to a programmer ('KeyError: 35'):
 # a file that makes the reading code raise one is described in words, without them.
 BUG_SHAPED = (LookupError, AttributeError, TypeError, EOFError, struct.error, UnicodeError, AssertionError,
@@ -257,7 +252,7 @@ BUG_SHAPED = (LookupError, AttributeError, TypeError, EOFError, struct.error, Un
 
 def _detail(error):
     """' (what went wrong)' for the end of a sentence, or nothing when those words would only confuse."""
-    return "" if isinstance(error, BUG_SHAPED) else f" ({_words(error)})"
+    return "" if isinstance(error, BUG_SHAPED) else f" ({brief(error, name=False)})"
 
 
 def read_checkpoint(path):
@@ -273,7 +268,7 @@ def read_checkpoint(path):
             head = f.read(SNIFF_BYTES)
             size = os.fstat(f.fileno()).st_size
     except OSError as e:
-        raise LoadError(f"{path}: the file cannot be read ({e.strerror or _words(e)}).") from None
+        raise LoadError(f"{path}: the file cannot be read ({e.strerror or brief(e, name=False)}).") from None
     if not head:
         raise not_a_checkpoint(path, "it is empty, not a readable checkpoint")
     if _is_pickle(head):
@@ -369,7 +364,7 @@ def _read_pickle(path):
     except MemoryError:
         raise LoadError(f"{path}: the file is not a readable checkpoint (it claims more memory than there is).") from None
     except OSError as e:
-        raise LoadError(f"{path}: the file cannot be read ({e.strerror or _words(e)}).") from None
+        raise LoadError(f"{path}: the file cannot be read ({e.strerror or brief(e, name=False)}).") from None
     except Exception as e:  # read_pickle words its errors as UnpicklingError
         raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt"
                         f"{_detail(e)}.") from None
@@ -545,7 +540,7 @@ def build(family, config, state, path="checkpoint"):
         raise LoadError(f"{path}: the {family} configuration asks for more memory than there is.") from None
     except Exception as e:  # the constructors check their arguments with TypeError and ValueError
         plain = isinstance(e, (TypeError, ValueError)) and not isinstance(e, UnicodeError)
-        raise LoadError(f"{path}: unsupported {family} configuration{f' ({_words(e)})' if plain else ''}.") from None
+        raise LoadError(f"{path}: unsupported {family} configuration{f' ({brief(e, name=False)})' if plain else ''}.") from None
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
     try:
         G.load_state_dict(state, strict=True)

@@ -246,6 +246,11 @@ class Settings:
     def fields(cls):
         return dataclasses.fields(cls)
 
+    @classmethod
+    def app_fields(cls):
+        """The fields the app offers as controls (the others keep their defaults there)."""
+        return [f for f in cls.fields() if spec_of(f).in_app]
+
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
@@ -270,16 +275,15 @@ class Settings:
         return recipe
 
     # -- links: ?tab=...&seeds=0-7&psi=0.7
-    def to_query(self, model=None, only_app=True):
+    def to_query(self, model=None):
         params = {"tab": self.tab}
         if model:
             params["model"] = model
-        for f in self.fields():
+        for f in self.app_fields():
             spec = spec_of(f)
             value = getattr(self, f.name)
-            if (only_app and not spec.in_app) or value is None:
-                continue
-            params[spec.query or f.name] = as_text(spec, value)
+            if value is not None:
+                params[spec.query or f.name] = as_text(spec, value)
         return urllib.parse.urlencode(params)
 
     @classmethod
@@ -453,8 +457,7 @@ class NoiseSettings(Settings):
     strength: float = setting(1.0, "multiplier of the learned noise strengths", _number("Noise strength", 0, 10),
                               kind="float", low=0.0, high=3.0, step=0.1)
     psi: float = setting(0.7, **PSI)
-    noise_seed: int = setting(0, "seed of the first noise realisation; the others follow", **{
-        k: v for k, v in NOISE_SEED.items() if k != "help"})
+    noise_seed: int = setting(0, **dict(NOISE_SEED, help="seed of the first noise realisation; the others follow"))
     class_idx: int = setting(None, **CLASS)
     batch_size: int = setting(None, **BATCH)
 
@@ -486,7 +489,7 @@ class VideoSettings(Settings):
                          kind="choice", choices=("z", "w"))
     easing: str = setting("smooth", "linear or smooth", _choice("Easing", ("linear", "smooth")), kind="choice",
                           choices=("linear", "smooth"))
-    loop: bool = setting(True, "loop back to the first face", lambda v: bool(v), kind="bool")
+    loop: bool = setting(True, "loop back to the first face", bool, kind="bool")
     psi: float = setting(0.7, **PSI)
     noise_mode: str = setting("const", **dict(NOISE_MODE, in_app=False))
     class_idx: int = setting(None, **CLASS)

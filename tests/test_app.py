@@ -180,7 +180,7 @@ def test_endpoints_describe_their_parameters(running_app):
     for endpoint, cls in [("/generate", app.GenerateSettings), ("/style_mix", app.MixSettings),
                           ("/noise", app.NoiseSettings), ("/video", app.VideoSettings)]:
         parameters = {p["parameter_name"]: p for p in api[endpoint]["parameters"]}
-        offered = [f for f in cls.fields() if f.metadata["spec"].in_app]
+        offered = cls.app_fields()
         assert list(parameters) == ["model"] + [f.name for f in offered]
         for f in offered:
             if f.name != "class_idx":  # one class control serves every tab

@@ -9,14 +9,12 @@ import os
 import random
 import sys
 
-import gradio as gr
 import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
-import app
 import stylegan
 from conftest import FIXTURES, REFERENCE, run_python, tiny_generator
 from stylegan import demos
