@@ -34,12 +34,19 @@ def bytes_per_image_in_flight(G):
     return largest_feature_map(G) * 4 * LIVE_COPIES
 
 
+def bytes_per_finished_image(G):
+    return G.img_channels * G.img_resolution ** 2 * BYTES_PER_FINISHED_PIXEL
+
+
 def estimate_memory(G, num_images, batch_size, streamed=False):
     """Bytes a request needs at its peak, roughly: its finished images (unless they are streamed
     out, as a video's frames) and the activations of one pass."""
-    kept = min(batch_size, num_images) if streamed else num_images
-    finished = kept * G.img_channels * G.img_resolution ** 2 * BYTES_PER_FINISHED_PIXEL
-    return finished + min(batch_size, num_images) * bytes_per_image_in_flight(G)
+    return _peak(bytes_per_finished_image(G), bytes_per_image_in_flight(G), num_images, batch_size, streamed)
+
+
+def _peak(finished, in_flight, num_images, batch_size, streamed):
+    batch_size = min(batch_size, num_images)
+    return (batch_size if streamed else num_images) * finished + batch_size * in_flight
 
 
 def plan_batch(G, num_images, batch_size=None, max_memory=None, streamed=False):
@@ -47,18 +54,17 @@ def plan_batch(G, num_images, batch_size=None, max_memory=None, streamed=False):
     many as the device does well and the budget allows. A request that would not fit max_memory
     is refused with a sentence (SettingsError)."""
     from .settings import SettingsError
+    finished, in_flight = bytes_per_finished_image(G), bytes_per_image_in_flight(G)
     if batch_size is None:
         budget = max_memory or DEFAULT_BUDGET
-        image = G.img_channels * G.img_resolution ** 2 * BYTES_PER_FINISHED_PIXEL
-        in_flight = bytes_per_image_in_flight(G)
         if streamed:
-            fits = min(budget // (image + in_flight), STREAMED_BATCH)
+            fits = min(budget // (finished + in_flight), STREAMED_BATCH)
         else:
-            fits = (budget - num_images * image) // in_flight
+            fits = (budget - num_images * finished) // in_flight
         speed = images_at_once(next(G.parameters()).device, G.img_resolution, G.synthesis.cpu_batch_pixels)
         batch_size = int(max(1, min(fits, num_images, speed or num_images)))
     if max_memory is not None:
-        need = estimate_memory(G, num_images, batch_size, streamed)
+        need = _peak(finished, in_flight, num_images, batch_size, streamed)
         if need > max_memory:
             raise SettingsError(f"This request would need about {need / 2 ** 30:.1f} GB of memory, more than the "
                                 f"{max_memory / 2 ** 30:.1f} GB allowed: ask for fewer images, a smaller batch or a "
