@@ -1,4 +1,4 @@
-"""The tasks: faces from seeds, style-mixing grids, noise studies, interpolation videos.
+"""The tasks: faces from seeds, style-mixing grids, noise studies, interpolation videos, edits.
 
 Each task is one function of a generator and one settings object (stylegan.settings), which it
 resolves for the model and which, written with the output, is the recipe that rebuilds it:
@@ -26,9 +26,10 @@ from PIL import Image
 from . import seed_to_z
 from .outputs import RECIPE_KEY, mp4_is_complete, read_recipe, save_png, temporary_beside  # noqa: F401 (public)
 from .planner import estimate_memory  # noqa: F401 (public)
-from .settings import (MAX_FRAMES, MAX_IMAGES, MAX_SEED, GenerateSettings, MixSettings,  # noqa: F401 (public)
-                       NoiseSettings, SettingsError, VideoSettings, from_recipe, mixing_presets, noise_layer_groups,
-                       parse_layer_range, parse_seeds)
+from . import directions as semantic
+from .settings import (MAX_FRAMES, MAX_IMAGES, MAX_SEED, EditSettings, GenerateSettings,  # noqa: F401 (public)
+                       MixSettings, NoiseSettings, SettingsError, VideoSettings, from_recipe, mixing_presets,
+                       noise_layer_groups, parse_layer_range, parse_seeds, w_file_ws)
 
 DemoError = SettingsError
 
@@ -40,6 +41,7 @@ class Result:
     recipe: dict  # the resolved settings, the model and its sha256: what rebuilds the result
     extras: dict = field(default_factory=dict)
     settings: object = None  # the resolved settings object
+    ws: torch.Tensor = None  # [len(images), num_ws, w_dim]: what a W file of these faces holds
 
 
 def _settings(cls, args, fields):
@@ -166,10 +168,13 @@ def generate(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     """Faces from seeds: one image per seed, and a grid of them. Takes a GenerateSettings or its
     fields. max_memory: refuse requests estimated to need more bytes (planner.estimate_memory)."""
     s = _settings(GenerateSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
-    ws = seeds_to_ws(G, list(s.seeds), s.psi, s.truncation_cutoff, s.class_idx)
+    if s.w_file is not None:  # rendered as they are, as NVIDIA's generate.py renders a projected_w
+        ws = torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))
+    else:
+        ws = seeds_to_ws(G, list(s.seeds), s.psi, s.truncation_cutoff, s.class_idx)
     images = to_pil(synthesize(G, ws, s.batch_size, noise_mode=s.noise_mode, noise_seed=s.noise_seed,
                                **input_transform(G, s)))
-    return Result(images, make_grid(images, *grid_shape(len(images))), s.to_recipe(G), settings=s)
+    return Result(images, make_grid(images, *grid_shape(len(images))), s.to_recipe(G), settings=s, ws=ws.cpu())
 
 
 # ----------------------------------------------------------------------------- 2. style mixing
@@ -182,10 +187,15 @@ def style_mix(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     """
     s = _settings(MixSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
     start, stop = s.layers
-    unique = list(dict.fromkeys(s.row_seeds + s.col_seeds))
+    rows = list(s.row_seeds)
+    unique = list(dict.fromkeys(rows + list(s.col_seeds)))
     ws = dict(zip(unique, seeds_to_ws(G, unique, s.psi, s.truncation_cutoff, s.class_idx)))
+    if s.w_file is not None:  # rows are the file's faces, keyed by their place in it
+        rows = [f"w{i}" for i in range(s.rows())]
+        ws.update(zip(rows, torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))))
+        unique = rows + list(dict.fromkeys(s.col_seeds))
     mixed = []
-    for r in s.row_seeds:
+    for r in rows:
         for c in s.col_seeds:
             w = ws[r].clone()
             w[start:stop] = ws[c][start:stop]
@@ -196,10 +206,11 @@ def style_mix(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     cells = images[len(unique):]
     cols = len(s.col_seeds)
     layout = [None] + [plain[c] for c in s.col_seeds]
-    for i, r in enumerate(s.row_seeds):
+    for i, r in enumerate(rows):
         layout += [plain[r]] + cells[i * cols:(i + 1) * cols]
-    grid = make_grid(layout, len(s.row_seeds) + 1, cols + 1)
-    return Result(cells, grid, s.to_recipe(G), {"layers": (start, stop)}, settings=s)
+    grid = make_grid(layout, len(rows) + 1, cols + 1)
+    return Result(cells, grid, s.to_recipe(G), {"layers": (start, stop)}, settings=s,
+                  ws=torch.stack(mixed).cpu())
 
 
 # ----------------------------------------------------------------------------- 3. noise
@@ -345,9 +356,55 @@ def interpolation_video_steps(G, settings=None, out_path=None, *, max_frames=MAX
     return out_path, recipe
 
 
+# ----------------------------------------------------------------------------- 5. edit
+
+def find_directions(G, s):
+    """The directions a (resolved) EditSettings asks for, computed from G or read from its file."""
+    if s.method == "sefa":
+        return semantic.sefa(G, s.layers)
+    if s.method == "ganspace":
+        return semantic.ganspace(G, s.samples, s.class_idx)
+    return semantic.from_arrays(s.directions_file.needed("directions"), s.directions_file.name, G.w_dim)
+
+
+def combined_direction(G, s, found):
+    """The step [w_dim] of strength 1: the sum of the chosen unit directions, each times its weight
+    and W's standard deviation along it."""
+    total = np.zeros(G.w_dim)
+    for index, weight in s.components:
+        if index >= len(found.vectors):
+            raise SettingsError(f"Direction {index} does not exist: there are {len(found.vectors)} "
+                                f"(0 to {len(found.vectors) - 1}).")
+        vector = found.vectors[index].astype(np.float64)
+        total += weight * semantic.spread(G, vector, s.samples, s.class_idx) * vector
+    return total
+
+
+def edit(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
+    """A face moved along directions: `steps` faces from -strength to +strength (the start face in the
+    middle when steps is odd), the ws of layers [start, stop) moved. Takes an EditSettings or its fields."""
+    s = _settings(EditSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
+    start, stop = s.layers
+    if s.w_file is not None:
+        w0 = torch.from_numpy(w_file_ws(G, s.w_file)[s.w_index]).to(model_device(G))
+    else:
+        w0 = seeds_to_ws(G, [s.seed], s.psi, s.truncation_cutoff, s.class_idx)[0]
+    found = find_directions(G, s)
+    step = torch.from_numpy(combined_direction(G, s, found)).to(w0)
+    offsets = np.linspace(-s.strength, s.strength, s.steps)
+    ws = w0.repeat(s.steps, 1, 1)
+    for i, offset in enumerate(offsets):
+        ws[i, start:stop] += float(offset) * step
+    images = to_pil(synthesize(G, ws, s.batch_size, noise_mode=s.noise_mode, noise_seed=s.noise_seed))
+    explained = found.explained()
+    return Result(images, make_grid(images, 1, len(images)), s.to_recipe(G), {
+        "offsets": offsets.tolist(), "layers": (start, stop), "method": found.method,
+        "explained": [float(explained[i]) for i, _ in s.components]}, settings=s, ws=ws.cpu())
+
+
 # ----------------------------------------------------------------------------- recipes
 
-IMAGE_TASKS = {"generate": generate, "style_mix": style_mix, "noise_study": noise_study}
+IMAGE_TASKS = {"generate": generate, "style_mix": style_mix, "noise_study": noise_study, "edit": edit}
 
 
 def run_recipe(G, recipe, output=None, max_images=MAX_IMAGES):

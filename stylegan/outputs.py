@@ -1,6 +1,6 @@
 """Files the tasks write, for the command line and the app alike: PNGs that carry their recipe,
-MP4s checked complete, and every file written beside its final name, then renamed into place,
-so that an error or a cancel never leaves a half-written file."""
+MP4s checked complete, W files in NVIDIA's layout, and every file written beside its final
+name, then renamed into place, so that an error or a cancel never leaves a half-written file."""
 
 import json
 import os
@@ -8,14 +8,16 @@ import secrets
 import shutil
 import struct
 import tempfile
+import zipfile
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, PngImagePlugin
 
 from .settings import SettingsError
 
 RECIPE_KEY = "stylegan-recipe"
-IMAGE_KINDS = ("generate", "style_mix", "noise_study")  # recipes a PNG can carry
+IMAGE_KINDS = ("generate", "style_mix", "noise_study", "edit")  # recipes a PNG can carry
 
 
 def temporary_beside(path):
@@ -114,3 +116,74 @@ def mp4_is_complete(path):
             kinds.add(kind)
             pos += box_size
     return pos == size and {b"ftyp", b"moov", b"mdat"} <= kinds
+
+
+# ----------------------------------------------------------------------------- arrays: W and directions files
+
+MAX_ARRAY_BYTES = 64 * 2 ** 20  # what a W or directions file may hold, uncompressed
+
+
+def save_arrays(path, **arrays):
+    """An .npz of arrays (np.savez, uncompressed, as NVIDIA's projector writes its W), all or nothing."""
+    tmp = temporary_beside(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise SettingsError(f"Cannot write {path}: {e.strerror or e}.") from None
+    return Path(path)
+
+
+def read_arrays(path, keys, what):
+    """{key: array} for those of keys that an .npz holds, or {keys[0]: array} of an .npy. Never
+    unpickles; arrays declaring more than MAX_ARRAY_BYTES are refused before they are read.
+    what: the kind of file expected, for the messages ("W", "directions")."""
+    name = Path(path).name
+    too_big = f"{name} declares more than {MAX_ARRAY_BYTES >> 20} MB of numbers; that is not a {what} file."
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+            if head == b"\x93NUMPY":
+                f.seek(0)
+                version = np.lib.format.read_magic(f)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(f)
+                if np.prod(shape, dtype=np.float64) * dtype.itemsize > MAX_ARRAY_BYTES:
+                    raise SettingsError(too_big)
+                return {keys[0]: np.load(path, allow_pickle=False)}
+        if head.startswith(b"PK"):
+            with zipfile.ZipFile(path) as z:
+                members = {Path(i.filename).stem for i in z.infolist()}
+                if sum(i.file_size for i in z.infolist()) > MAX_ARRAY_BYTES:
+                    raise SettingsError(too_big)
+            with np.load(path, allow_pickle=False) as data:
+                return {k: np.asarray(data[k]) for k in keys if k in members}
+    except FileNotFoundError:
+        raise SettingsError(f"{name} does not exist.") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as e:
+        raise SettingsError(f"{name} cannot be read as a {what} file ({e}).") from None
+    raise SettingsError(f"{name} is not a {what} file: those are NumPy files (.npz).")
+
+
+def save_w(path, ws):
+    """W file in NVIDIA's layout (that of its projector's projected_w.npz): key `w`, [N, num_ws, w_dim] float32."""
+    ws = ws.detach().cpu().numpy() if hasattr(ws, "detach") else np.asarray(ws)
+    return save_arrays(path, w=ws.astype(np.float32))
+
+
+def read_w(path):
+    """The ws [N, num_ws, w_dim] float32 of a W file, checked finite (the model's shape: settings.WFile)."""
+    name = Path(path).name
+    w = read_arrays(path, ("w",), "W").get("w")
+    if w is None:
+        raise SettingsError(f"{name} has no array 'w': W files are .npz files with 'w' of shape [N, num_ws, w_dim], "
+                            "as NVIDIA's projector writes them.")
+    if w.ndim != 3 or not w.shape[0] or not np.issubdtype(w.dtype, np.floating):
+        raise SettingsError(f"The 'w' in {name} has shape {list(w.shape)} ({w.dtype}); W files hold floats of shape "
+                            "[N, num_ws, w_dim].")
+    if not np.isfinite(w).all():
+        raise SettingsError(f"The 'w' in {name} contains NaN or infinite numbers.")
+    return w.astype(np.float32)

@@ -11,11 +11,13 @@ is what recipes store, so a recipe rebuilds the same pixels even if defaults cha
 """
 
 import dataclasses
+import hashlib
 import math
 import numbers
 import re
 import urllib.parse
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -188,6 +190,54 @@ def _optional(check):
     return lambda value: None if value is None else check(value)
 
 
+@dataclass(frozen=True, eq=False)
+class GivenFile:
+    """A file given as input (a W file, a directions file): its arrays, read when the settings are
+    made, and its sha256. Recipes hold only the hash: an upload's name and path are private."""
+    sha256: str
+    name: str = "a file"
+    arrays: dict = field(default=None, repr=False)  # None when known only by hash (from a recipe)
+
+    def needed(self, what):
+        if self.arrays is None:
+            raise SettingsError(f"This recipe starts from a {what} file (sha256 {self.sha256[:12]}...); give that "
+                                "file to rebuild it.")
+        return self.arrays
+
+
+def _given_file(read):
+    """A check for a file field: None, a path (read(path) -> its arrays) or 'sha256:...' (from a recipe)."""
+    def check(value):
+        if value is None or value == "" or isinstance(value, GivenFile):
+            return value or None
+        if isinstance(value, str) and value.startswith("sha256:"):
+            return GivenFile(value[len("sha256:"):])
+        if not isinstance(value, (str, Path)):
+            raise SettingsError(f"{value!r} is not a file name.")
+        path = Path(value)
+        arrays = read(path)
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as e:
+            raise SettingsError(f"Cannot read {path.name}: {e.strerror}.") from None
+        return GivenFile(digest, path.name, arrays)
+    return check
+
+
+def _read_w(path):
+    from .outputs import read_w  # outputs imports this module
+    return {"w": read_w(path)}
+
+
+def _read_directions(path):
+    from .outputs import read_arrays
+    return read_arrays(path, ("directions", "values"), "directions")
+
+
+W_FILE = dict(help="start from a W file (.npz in NVIDIA's layout, key w) instead of seeds",
+              check=_given_file(_read_w), kind="file", flag="--w")
+
+
 # ----------------------------------------------------------------------------- declaring fields
 
 @dataclass(frozen=True)
@@ -276,13 +326,14 @@ class Settings:
 
     # -- links: ?tab=...&seeds=0-7&psi=0.7
     def to_query(self, model=None):
+        """The link's query; files (uploads) are never in links."""
         params = {"tab": self.tab}
         if model:
             params["model"] = model
         for f in self.app_fields():
             spec = spec_of(f)
             value = getattr(self, f.name)
-            if value is not None:
+            if value is not None and spec.kind != "file":
                 params[spec.query or f.name] = as_text(spec, value)
         return urllib.parse.urlencode(params)
 
@@ -294,7 +345,7 @@ class Settings:
         for f in cls.fields():
             spec = spec_of(f)
             text = query.get(spec.query or f.name)
-            if text is None:
+            if text is None or spec.kind == "file":
                 continue
             value = from_text(spec, text)
             if value is not None:
@@ -316,6 +367,8 @@ class Settings:
         after the checks that need the model. This is what recipes store."""
         from .planner import plan_batch  # the planner reads the model's layers; settings alone do not need it
         check_class(G, self.class_idx)
+        if getattr(self, "w_file", None) is not None:
+            w_file_ws(G, self.w_file)
         cutoff = getattr(self, "truncation_cutoff", None)
         if cutoff is not None and cutoff > G.num_ws:
             raise SettingsError(f"Truncation cutoff {cutoff!r} must be a whole number from 0 to {G.num_ws}.")
@@ -332,6 +385,8 @@ def as_text(spec, value):
         return format_seeds(list(value))
     if spec.kind == "layers" and not isinstance(value, str):
         return f"{value[0]}-{value[1]}"
+    if spec.kind == "components":
+        return _components_text(value)
     if spec.kind == "bool":
         return "1" if value else "0"
     return str(value)
@@ -353,6 +408,8 @@ def from_text(spec, text):
 
 
 def _jsonable(value):
+    if isinstance(value, GivenFile):
+        return "sha256:" + value.sha256
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     return value
@@ -374,10 +431,12 @@ class GenerateSettings(Settings):
 
     seeds: tuple = setting("0-7", "seeds, like 0-7, 42", _seed_list, **SEEDS)
     psi: float = setting(0.7, **PSI)
-    truncation_cutoff: int = setting(None, **CUTOFF)
+    truncation_cutoff: int = setting(None, **dict(CUTOFF, in_app=True))
     noise_mode: str = setting("const", **NOISE_MODE)
-    noise_seed: int = setting(0, **NOISE_SEED)
+    noise_seed: int = setting(0, **dict(NOISE_SEED, in_app=True))
     class_idx: int = setting(None, **CLASS)
+    w_file: object = setting(None, **dict(W_FILE, help="render the ws of a W file (.npz in NVIDIA's layout) "
+                                          "instead of seeds, with psi not applied"))
     translate_x: float = setting(0.0, "translate x (StyleGAN3 only)", _finite("Translate x"), kind="float",
                                  low=-1.0, high=1.0, step=0.05)
     translate_y: float = setting(0.0, "translate y (StyleGAN3 only)", _finite("Translate y"), kind="float",
@@ -396,9 +455,11 @@ class GenerateSettings(Settings):
         return recipe
 
     def image_count(self):
-        return len(self.seeds)
+        return len(self.w_file.arrays["w"]) if self.w_file else len(self.seeds)
 
     def check_model(self, G, max_images, max_frames):
+        if self.w_file and self.image_count() > max_images:
+            raise SettingsError(f"{self.w_file.name} holds {self.image_count()} ws; at most {max_images} at once.")
         _check_count(self.seeds, max_images)
         if (self.translate_x, self.translate_y, self.rotate) != (0, 0, 0) and not G.synthesis.accepts_transform:
             raise SettingsError(f"Translate and rotate need a StyleGAN3 model; this one is {G.family}.")
@@ -426,16 +487,21 @@ class MixSettings(Settings):
     noise_mode: str = setting("const", **dict(NOISE_MODE, in_app=False))
     noise_seed: int = setting(0, **NOISE_SEED)
     class_idx: int = setting(None, **CLASS)
+    w_file: object = setting(None, **dict(W_FILE, help="rows from a W file (.npz in NVIDIA's layout) instead of "
+                                          "row seeds"))
     batch_size: int = setting(None, **BATCH)
 
+    def rows(self):
+        return len(self.w_file.arrays["w"]) if self.w_file else len(self.row_seeds)
+
     def image_count(self):
-        return len(set(self.row_seeds + self.col_seeds)) + len(self.row_seeds) * len(self.col_seeds)
+        return len(set(self.row_seeds + self.col_seeds)) + self.rows() * len(self.col_seeds)
 
     def check_model(self, G, max_images, max_frames):
         _check_count(self.row_seeds, max_images)
         _check_count(self.col_seeds, max_images)
-        if len(self.row_seeds) * len(self.col_seeds) > max_images:
-            raise SettingsError(f"{len(self.row_seeds)} x {len(self.col_seeds)} cells asked for; "
+        if self.rows() * len(self.col_seeds) > max_images:
+            raise SettingsError(f"{self.rows()} x {len(self.col_seeds)} cells asked for; "
                                 f"at most {max_images} at once.")
         return {"layers": _layer_range(self.layers, mixing_presets(G), G.num_ws, "layers")}
 
@@ -517,7 +583,97 @@ class VideoSettings(Settings):
         return {}
 
 
-TASKS = {cls.kind: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings)}
+EDIT_LAYERS = ("all", "coarse", "middle", "fine")
+MAX_STRENGTH = 20  # standard deviations of W: far past it, every face is the same smear
+MAX_COMPONENT = 4096
+
+
+def parse_components(value):
+    """'0' or '0, 3*-0.5' -> ((0, 1.0), (3, -0.5)): directions by index (strongest first from 0), each
+    with its weight in the combination."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        value = str(value)
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.replace(";", ",").split(",") if p.strip()]
+        pairs = []
+        for part in parts:
+            m = re.fullmatch(r"([0-9]{1,6})\s*(?:\*\s*([-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?))?", part)
+            if not m:
+                raise SettingsError(f"{part!r} is not a direction: write indices with optional weights, like 0 or "
+                                    "0, 3*-0.5.")
+            pairs.append((int(m.group(1)), float(m.group(2)) if m.group(2) else 1.0))
+        value = pairs
+    try:
+        pairs = tuple((int(i), float(weight)) for i, weight in value)
+    except (TypeError, ValueError, OverflowError):
+        raise SettingsError(f"{value!r} is not a list of directions: write them like 0 or 0, 3*-0.5.") from None
+    if not pairs:
+        raise SettingsError("No direction given: write its index, like 0 (the strongest).")
+    for index, weight in pairs:
+        if not 0 <= index < MAX_COMPONENT or not math.isfinite(weight) or abs(weight) > 10:
+            raise SettingsError(f"Direction {index}*{weight} is out of range: indices from 0, weights from -10 to 10.")
+    return pairs
+
+
+def _components_text(pairs):
+    return ", ".join(str(i) if w == 1 else f"{i}*{w:g}" for i, w in pairs)
+
+
+@dataclass(frozen=True)
+class EditSettings(Settings):
+    """A face moved along semantic directions: a strip from -strength to +strength."""
+    kind: ClassVar[str] = "edit"
+    tab: ClassVar[str] = "edit"
+
+    seed: int = setting(1, "the start face's seed", _one_seed, kind="seed", low=0, high=MAX_SEED)
+    w_file: object = setting(None, **dict(W_FILE, help="start from a W file (.npz in NVIDIA's layout) instead of "
+                                          "a seed"))
+    w_index: int = setting(0, "which face of the W file", _whole("The W file's face index", 0), kind="int",
+                           in_app=False)
+    method: str = setting("sefa", "directions: sefa (from the style weights), ganspace (principal components of "
+                          "W) or file", _choice("Method", ("sefa", "ganspace", "file")), kind="choice",
+                          choices=("sefa", "ganspace", "file"))
+    directions_file: object = setting(None, "a directions file (.npz with directions [k, w_dim], or one direction "
+                                      "as .npy) for method file", _given_file(_read_directions), kind="file",
+                                      flag="--directions")
+    components: tuple = setting("0", "directions to combine, strongest first from 0, each with an optional weight: "
+                                "0, or 0, 3*-0.5", parse_components, kind="components", query="dirs")
+    layers: object = setting("all", "layers to move (and, for sefa, to find directions in): all, coarse, middle, "
+                             "fine, or a range start-stop", lambda v: _layers(v, EDIT_LAYERS), kind="layers",
+                             choices=EDIT_LAYERS)
+    strength: float = setting(3.0, "strength at the strip's ends, in standard deviations of W along the direction",
+                              _number("Strength", 0, MAX_STRENGTH, " standard deviations of W (3 is a lot)"),
+                              kind="float", low=0.0, high=10.0, step=0.5)
+    steps: int = setting(7, "faces in the strip", _whole("The number of faces in the strip", 2, 31), kind="int",
+                         low=2, high=15, step=1)
+    psi: float = setting(0.7, **PSI)
+    truncation_cutoff: int = setting(None, **CUTOFF)
+    noise_mode: str = setting("const", **dict(NOISE_MODE, in_app=False))
+    noise_seed: int = setting(0, **NOISE_SEED)
+    class_idx: int = setting(None, **CLASS)
+    samples: int = setting(10_000, "mapped samples for ganspace, and to measure W's spread",
+                           _whole("The number of samples", 100, 200_000), kind="int", in_app=False)
+    batch_size: int = setting(None, **BATCH)
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.method == "file" and self.directions_file is None:
+            raise SettingsError("Method file needs a directions file (.npz or .npy).")
+
+    def image_count(self):
+        return self.steps
+
+    def check_model(self, G, max_images, max_frames):
+        if self.w_file is not None and self.w_index >= len(self.w_file.arrays["w"]):
+            raise SettingsError(f"{self.w_file.name} holds {len(self.w_file.arrays['w'])} faces; face "
+                                f"{self.w_index} does not exist (they count from 0).")
+        if self.steps > max_images:
+            raise SettingsError(f"The number of faces in the strip must be from 2 to {max_images}.")
+        presets = dict(mixing_presets(G), all=(0, G.num_ws, "all layers"))
+        return {"layers": _layer_range(self.layers, presets, G.num_ws, "layers")}
+
+
+TASKS = {cls.kind: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings, EditSettings)}
 
 
 def from_recipe(recipe):
@@ -572,6 +728,15 @@ def _layer_range(layers, groups, count, what):
     if isinstance(layers, str) and layers in (MIX_PRESETS + NOISE_GROUPS):
         raise SettingsError(f"This model has no {layers!r} {what} to mix; choose from {', '.join(groups)} or a range.")
     return parse_layer_range(layers, count)
+
+
+def w_file_ws(G, given):
+    """The ws of a W file, checked to fit model G."""
+    w = given.needed("W")["w"]
+    if w.shape[1:] != (G.num_ws, G.w_dim):
+        raise SettingsError(f"{given.name} holds ws of shape [{w.shape[0]}, {w.shape[1]}, {w.shape[2]}], but this "
+                            f"model takes [N, {G.num_ws}, {G.w_dim}] (num_ws, w_dim): it was made for another model.")
+    return w
 
 
 def check_class(G, class_idx):

@@ -128,6 +128,10 @@ class SynthesisNetwork(nn.Module):
         self.styles_follow_resolution = True
         self.cpu_batch_pixels = 2 * 512 ** 2  # see layers.images_at_once
 
+    def style_affines(self):
+        """For each w, the affine layers that turn it into styles (here AdaIN's scale and shift)."""
+        return [[layer.affine] for layer in self.layers]
+
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
         noise_strength and noise_seed as in stylegan2.SynthesisNetwork."""

@@ -219,6 +219,11 @@ class SynthesisNetwork(nn.Module):
         self.accepts_transform = False
         self.styles_follow_resolution = True
 
+    def style_affines(self):
+        """For each w, the affine layers that turn it into the styles of a modulated convolution
+        (not a toRGB's): w i drives conv layer i; the last w only the final toRGB."""
+        return [[layer.affine] for layer in self.noise_layers] + [[]]
+
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
 

@@ -226,6 +226,12 @@ class SynthesisNetwork(nn.Module):
         self.accepts_transform = True  # forward(ws, transform=...) translates / rotates the input
         self.styles_follow_resolution = False  # its layers' sizes do not follow a resolution pyramid
 
+    def style_affines(self):
+        """For each w, the affine layers that turn it into the styles of a modulated convolution:
+        none for w 0 (it sets the input's transform) and for the last (the toRGB's)."""
+        convs = [[getattr(self, name).affine] for name in self.layer_names[:-1]]
+        return [[]] + convs + [[]]
+
     def forward(self, ws, transform=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32. Noise arguments are ignored.
 
