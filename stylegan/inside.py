@@ -95,7 +95,7 @@ def _one_face(G, ws):
 
 
 def _run_with_hooks(G, ws, modules, noise_mode):
-    """G.synthesis(ws) for one face, and a copy of each module's output (in call order).
+    """G.synthesis(ws) for one face (float32), and a copy of each module's output, in the order given.
 
     The copy is taken when the module returns: without autograd, later steps may overwrite
     tensors in place (layers.bias_act, scale_add), and the next layer must not change what we show.

@@ -73,7 +73,7 @@ def test_feature_layers_match_the_modules(models, key):
     assert len({info.name for info in layers}) == len(layers)
     for info in layers:
         assert s.get_submodule(info.name) is info.module
-        if info.name in ("layers.0",):  # StyleGAN's constant layer has no convolution
+        if info.name == "layers.0":  # StyleGAN's constant layer has no convolution
             assert info.channels == info.module.bias.shape[0] == s.const.shape[0]
         else:
             assert info.channels == info.module.weight.shape[0]
@@ -210,7 +210,7 @@ def test_torgb_contributions_refused_without_skip(architecture):
     G = tiny_generator(architecture=architecture)
     with pytest.raises(inside.NotAvailable, match=f"skip architecture; this model's is {architecture}"):
         inside.torgb_contributions(G, face(G))
-    result = inside.look_inside(G, face(G), -1 % len(inside.feature_layers(G)))
+    result = inside.look_inside(G, face(G), len(inside.feature_layers(G)) - 1)
     assert result["torgb"] is None and result["torgb_peaks"] is None and architecture in result["torgb_reason"]
 
 
