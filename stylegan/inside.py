@@ -158,7 +158,7 @@ def principal_components(maps, k=3):
     x = maps.detach().double().cpu().reshape(c, h * w).t()
     x = x - x.mean(dim=0, keepdim=True)
     # The C x C covariance is small where the pixel count is not (a 1024 px layer has a million).
-    values, vectors = torch.linalg.eigh(x.t() @ x)
+    _, vectors = torch.linalg.eigh(x.t() @ x)
     vectors = vectors.flip(1)[:, :k].t()  # eigh sorts ascending
     signs = torch.sign(vectors.gather(1, vectors.abs().argmax(dim=1, keepdim=True)))
     signs[signs == 0] = 1

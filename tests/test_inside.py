@@ -1,11 +1,13 @@
 """stylegan.inside: feature layers, their maps, the pictures made of them, and ToRGB contributions."""
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_generator
 from PIL import Image
 
-from conftest import tiny_generator
 from stylegan import demos, inside, loading, stylegan1, stylegan2, stylegan3
 from stylegan.settings import SettingsError
 
@@ -152,7 +154,7 @@ def test_channel_grid_shows_the_strongest_channels():
     image, chosen = inside.channel_grid(maps, count=16)
     strength = maps.abs().mean(dim=(1, 2))
     assert chosen == torch.argsort(strength, descending=True)[:16].tolist()
-    assert all(strength[a] >= strength[b] for a, b in zip(chosen, chosen[1:]))
+    assert all(strength[a] >= strength[b] for a, b in itertools.pairwise(chosen))
     assert image.mode == "RGB" and image.size == (4 * 5, 4 * 6)  # 4 x 4 cells of W x H
     # Each cell is its own channel min..max through the colour map: darkest at its minimum,
     # brightest at its maximum.
