@@ -114,18 +114,98 @@ def cmd_generate(args, task):
     result = demos.generate(_load(args), task, max_images=args.max_images)
     if not to_folder:
         _save(result.grid, out, result.recipe, "grid")
+        _save_w(args, result)
         return
-    files = {f"seed{seed:04d}.png": (image, dict(result.recipe, output=f"image:{i}"))
-             for i, (seed, image) in enumerate(zip(result.recipe["seeds"], result.images))}
+    names = ([f"w{i:04d}.png" for i in range(len(result.images))] if task.w_file else
+             [f"seed{seed:04d}.png" for seed in result.recipe["seeds"]])
+    files = {name: (image, dict(result.recipe, output=f"image:{i}"))
+             for i, (name, image) in enumerate(zip(names, result.images))}
     files["grid.png"] = (result.grid, dict(result.recipe, output="grid"))
     for path in outputs.save_pngs(out, files):
         print(f"wrote {path}")
+    _save_w(args, result)
+
+
+def _save_w(args, result):
+    """--save-w: the ws of the faces shown, in NVIDIA's layout."""
+    if args.save_w:
+        outputs.save_w(args.save_w, result.ws)
+        print(f"wrote {args.save_w} (w: {list(result.ws.shape)}, NVIDIA's projected_w layout)")
+
+
+def _check_w_path(args):
+    if getattr(args, "save_w", None):
+        path = Path(args.save_w)
+        if path.suffix.lower() != ".npz":
+            raise UsageError(f"{path}: W files are .npz files.")
+        _check_folder(path.parent, path)
 
 
 def cmd_mix(args, task):
     out = _png_path(args.out)
     result = demos.style_mix(_load(args), task, max_images=args.max_images)
     _save(result.grid, out, result.recipe, "grid")
+    _save_w(args, result)
+
+
+def cmd_edit(args, task):
+    out = _png_path(args.out)
+    result = demos.edit(_load(args), task, max_images=args.max_images)
+    _save(result.grid, out, result.recipe, "grid")
+    _save_w(args, result)
+    start, stop = result.extras["layers"]
+    shares = ", ".join(f"{i}: {share:.1%}" for (i, _), share in zip(task.components, result.extras["explained"]))
+    print(f"{result.extras['method']} directions ({shares} of the total), layers {start}-{stop - 1}, "
+          f"strength -{task.strength:g} to +{task.strength:g} standard deviations of W")
+
+
+def cmd_layers(args, task):
+    out = _png_path(args.out)
+    rgb, torgb = out.with_name(out.stem + "-rgb.png"), out.with_name(out.stem + "-torgb.png")
+    result = demos.look_inside(_load(args), task, max_images=args.max_images)
+    chosen = result.extras["layer"]
+    for layer in result.extras["layers"]:
+        mark = "->" if layer.index == chosen.index else "  "
+        print(f"{mark} {layer.index:2d} {layer.name:16s} {layer.resolution:5d} px {layer.channels:5d} channels")
+    written = []
+    try:
+        _save(result.grid, out, result.recipe, "grid")
+        written.append(out)
+        _save(result.extras["rgb"], rgb, result.recipe, "rgb")
+        written.append(rgb)
+        if result.extras["torgb"]:
+            strip = demos.make_grid([picture for _, picture in result.extras["torgb"]], 1, len(result.extras["torgb"]))
+            outputs.save_png(strip, torgb)
+            print(f"wrote {torgb} (what each resolution's toRGB adds: "
+                  + ", ".join(str(r) for r, _ in result.extras["torgb"]) + " px; grey is zero)")
+        else:
+            print(result.extras["torgb_reason"])
+    except SettingsError:
+        for path in written:
+            path.unlink(missing_ok=True)  # all or none
+        raise
+    print(f"the {len(result.extras['channels'])} strongest of {chosen.channels} channels: "
+          + ", ".join(map(str, result.extras["channels"])))
+
+
+def cmd_directions(args):
+    method = args.method
+    out = Path(args.out)
+    if out.suffix.lower() != ".npz":
+        raise UsageError(f"{out}: directions are written as .npz.")
+    _check_folder(out.parent, out)
+    G = loading.load(args.source, device="cpu")
+    from . import directions
+    if method == "sefa":
+        layers = settings.EditSettings(layers=args.layers).resolve(G).layers
+        found = directions.sefa(G, layers)
+        where = f"from the style layers {layers[0]}-{layers[1] - 1}"
+    else:
+        found = directions.ganspace(G, settings.EditSettings(samples=args.samples).samples)
+        where = f"from {args.samples} mapped samples"
+    directions.save_directions(out, found)
+    shares = ", ".join(f"{share:.1%}" for share in found.explained()[:5])
+    print(f"wrote {out}: {len(found.vectors)} {method} directions {where}; the first five hold {shares} of the total")
 
 
 def cmd_noise(args, task):
@@ -205,7 +285,17 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
     "video": (settings.VideoSettings, "interpolation video between seeds",
               "python -m stylegan video --seeds 1,2,3 --frames 30 --space w --out walk.mp4",
               cmd_video, ("walk.mp4", ".mp4 (H.264) or .gif")),
+    "edit": (settings.EditSettings, "move a face along semantic directions (SeFa, GANSpace or a file)",
+             "python -m stylegan edit --seed 1 --method ganspace --components 0 --strength 3 --out edit.png\n"
+             "         python -m stylegan edit --w projected_w.npz --method file --directions age.npy --out older.png",
+             cmd_edit, ("edit.png", "the strip of faces, a .png")),
+    "layers": (settings.LayersSettings, "a look inside one layer: its strongest channels, the channels as RGB, "
+               "and what each resolution's toRGB adds",
+               "python -m stylegan layers --seed 1 --layer 4 --out layer4.png",
+               cmd_layers, ("layer.png", "the channels' grid; OUT-rgb.png gets the channels projected to RGB and "
+                                        "OUT-torgb.png what each toRGB adds (StyleGAN2 skip models)")),
 }
+SAVES_W = ("generate", "mix", "edit")
 
 
 def build_parser():
@@ -218,6 +308,17 @@ def build_parser():
     p.add_argument("source", nargs="?", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file "
                                              "(default: the bundled model)")
     p.set_defaults(run=cmd_info)
+
+    p = sub.add_parser("directions", help="compute semantic directions (SeFa or GANSpace) and save them",
+                       epilog="example: python -m stylegan directions network.pkl --method sefa --layers coarse "
+                              "--out dirs.npz")
+    p.add_argument("source", nargs="?", help="checkpoint (default: the bundled model)")
+    p.add_argument("--method", choices=("sefa", "ganspace"), default="sefa",
+                   help="sefa: from the style weights (milliseconds); ganspace: principal components of W")
+    p.add_argument("--layers", default="all", help="sefa: the layers, all, coarse, middle, fine or START:STOP")
+    p.add_argument("--samples", type=int, default=10_000, help="ganspace: mapped samples")
+    p.add_argument("--out", default="directions.npz", help="the .npz to write (directions [k, w_dim], values [k])")
+    p.set_defaults(run=cmd_directions)
 
     p = sub.add_parser("convert", help="convert a checkpoint to the safe .safetensors format",
                        epilog="example: python -m stylegan convert network.pkl network.safetensors")
@@ -236,6 +337,9 @@ def build_parser():
             p.add_argument("--quiet", action="store_true", help="no progress bar")
         else:
             p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES, help="refuse requests of more images")
+        if name in SAVES_W:
+            p.add_argument("--save-w", metavar="FILE.npz", help="also save the faces' ws as NVIDIA's projected_w.npz "
+                                                                "layout (key w, [N, num_ws, w_dim] float32)")
         p.add_argument("--out", default=out, help=out_help)
         p.set_defaults(run=run, settings_class=cls)
 
@@ -258,6 +362,7 @@ def main(argv=None):
     try:
         if hasattr(args, "settings_class"):
             values = {f.name: getattr(args, f.name) for f in args.settings_class.fields()}
+            _check_w_path(args)
             args.run(args, args.settings_class(**values))
         else:
             args.run(args)

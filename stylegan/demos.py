@@ -28,7 +28,7 @@ from .outputs import RECIPE_KEY, mp4_is_complete, read_recipe, save_png, tempora
 from .planner import estimate_memory  # noqa: F401 (public)
 from . import directions as semantic
 from .settings import (MAX_FRAMES, MAX_IMAGES, MAX_SEED, EditSettings, GenerateSettings,  # noqa: F401 (public)
-                       MixSettings, NoiseSettings, SettingsError, VideoSettings, from_recipe, mixing_presets,
+                       LayersSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings, from_recipe, mixing_presets,
                        noise_layer_groups, parse_layer_range, parse_seeds, w_file_ws)
 
 DemoError = SettingsError
@@ -402,9 +402,30 @@ def edit(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
         "explained": [float(explained[i]) for i, _ in s.components]}, settings=s, ws=ws.cpu())
 
 
+# ----------------------------------------------------------------------------- 6. a look inside
+
+def look_inside(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
+    """One layer's feature maps for one face (stylegan.inside): images = [the face, the strongest
+    channels, the channels projected to RGB]; grid = the channels; extras: the layer, the channels
+    shown and, for StyleGAN2 skip models, what each resolution's toRGB adds."""
+    from . import inside  # it builds on this module's pictures
+    s = _settings(LayersSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
+    if s.w_file is not None:
+        ws = torch.from_numpy(w_file_ws(G, s.w_file)[:1]).to(model_device(G))
+    else:
+        ws = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
+    look = inside.look_inside(G, ws, s.layer, count=s.channels, noise_mode=s.noise_mode)
+    layer = look["layer"]
+    return Result([look["image"], look["grid"], look["rgb"]], look["grid"], s.to_recipe(G), {
+        "layer": layer, "channels": look["channels"], "face": look["image"], "rgb": look["rgb"],
+        "torgb": look["torgb"], "torgb_reason": look["torgb_reason"],
+        "layers": inside.feature_layers(G)}, settings=s, ws=ws.cpu())
+
+
 # ----------------------------------------------------------------------------- recipes
 
-IMAGE_TASKS = {"generate": generate, "style_mix": style_mix, "noise_study": noise_study, "edit": edit}
+IMAGE_TASKS = {"generate": generate, "style_mix": style_mix, "noise_study": noise_study, "edit": edit,
+               "layers": look_inside}
 
 
 def run_recipe(G, recipe, output=None, max_images=MAX_IMAGES):

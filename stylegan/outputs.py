@@ -17,7 +17,7 @@ from PIL import Image, PngImagePlugin
 from .settings import SettingsError
 
 RECIPE_KEY = "stylegan-recipe"
-IMAGE_KINDS = ("generate", "style_mix", "noise_study", "edit")  # recipes a PNG can carry
+IMAGE_KINDS = ("generate", "style_mix", "noise_study", "edit", "layers")  # recipes a PNG can carry
 
 
 def temporary_beside(path):

@@ -673,7 +673,30 @@ class EditSettings(Settings):
         return {"layers": _layer_range(self.layers, presets, G.num_ws, "layers")}
 
 
-TASKS = {cls.kind: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings, EditSettings)}
+@dataclass(frozen=True)
+class LayersSettings(Settings):
+    """A look inside one synthesis layer, for one face."""
+    kind: ClassVar[str] = "layers"
+    tab: ClassVar[str] = "layers"
+
+    seed: int = setting(1, "the face to look inside", _one_seed, kind="seed", low=0, high=MAX_SEED)
+    w_file: object = setting(None, **dict(W_FILE, help="the face of a W file (.npz in NVIDIA's layout) instead "
+                                          "of a seed"))
+    layer: int = setting(4, "the layer, counted from 0 at 4x4 (the output lists them)", _whole("Layer", 0, 64),
+                         kind="int", low=0, high=20, step=1)
+    channels: int = setting(16, "the strongest channels to show", _whole("The number of channels", 1, 64),
+                            kind="int", low=4, high=64, step=4)
+    psi: float = setting(0.7, **PSI)
+    noise_mode: str = setting("const", **dict(NOISE_MODE, in_app=False))
+    class_idx: int = setting(None, **CLASS)
+    batch_size: int = setting(None, **BATCH)
+
+    def image_count(self):
+        return 1
+
+
+TASKS = {cls.kind: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings, EditSettings,
+                                   LayersSettings)}
 
 
 def from_recipe(recipe):
