@@ -33,7 +33,8 @@ except ImportError:
 
 import stylegan
 from stylegan import demos, loading, settings
-from stylegan.settings import GenerateSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings
+from stylegan.settings import (EditSettings, GenerateSettings, LayersSettings, MixSettings, NoiseSettings,
+                               SettingsError, VideoSettings)
 
 CATALOG = json.loads(loading.CATALOG.read_text())
 BUNDLED_NAME = CATALOG[0]["name"]
@@ -163,26 +164,29 @@ def endpoint(cls, compute):
     names = [f.name for f in offered]
     progress_default = gr.Progress(track_tqdm=True)
 
-    def values(args):
-        model, *fields = args[:len(names) + 1]
-        progress = args[len(names) + 1] if len(args) > len(names) + 1 else None
-        return model, cls(**dict(zip(names, fields))), progress
-
-    if inspect.isgeneratorfunction(compute):
-        def handler(*args):
-            with _reported(cls):
-                model, task, progress = values(args)
-                yield from compute(model, task, progress)
-    else:
-        def handler(*args):
-            with _reported(cls):
-                model, task, progress = values(args)
-                return compute(model, task, progress)
     parameter = inspect.Parameter
-    handler.__signature__ = inspect.Signature(
+    signature = inspect.Signature(
         [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
         + [parameter(f.name, parameter.POSITIONAL_OR_KEYWORD, default=f.default) for f in offered]
         + [parameter("progress", parameter.POSITIONAL_OR_KEYWORD, default=progress_default)])
+
+    def values(args, kwargs):
+        """Gradio passes the values by position; Python callers may name them."""
+        given = signature.bind(*args, **kwargs).arguments
+        fields = {name: given[name] for name in names if name in given}
+        return given["model"], cls(**fields), given.get("progress")
+
+    if inspect.isgeneratorfunction(compute):
+        def handler(*args, **kwargs):
+            with _reported(cls):
+                model, task, progress = values(args, kwargs)
+                yield from compute(model, task, progress)
+    else:
+        def handler(*args, **kwargs):
+            with _reported(cls):
+                model, task, progress = values(args, kwargs)
+                return compute(model, task, progress)
+    handler.__signature__ = signature
     handler.__name__ = compute.__name__
     handler.__doc__ = compute.__doc__ + "\n\nArgs:\n    model: a catalog name, an uploaded file's name or an hf:// path\n" + "".join(
         f"    {f.name}: {settings.spec_of(f).help}\n" for f in offered)
@@ -219,6 +223,8 @@ class Studio:
         self.style_mix = on_gpu(endpoint(MixSettings, self._style_mix))
         self.noise = on_gpu(endpoint(NoiseSettings, self._noise))
         self.video = on_gpu(endpoint(VideoSettings, self._video))
+        self.edit = on_gpu(endpoint(EditSettings, self._edit))
+        self.layers = on_gpu(endpoint(LayersSettings, self._layers))
 
     def source_of(self, choice):
         """A model picker value -> a load() source: catalog names map to their source; typed
@@ -286,6 +292,10 @@ class Studio:
     def save(self, image, recipe, name):
         return str(demos.save_png(image, self.output_folder() / name, recipe))
 
+    def save_w(self, result, name):
+        """The ws of a result's faces as a W file in NVIDIA's layout, for download."""
+        return str(demos.save_w(self.output_folder() / name, result.ws))
+
     def gallery_files(self, images, names, recipe=None):
         """A gallery's images as PNG files of this request, each with its own recipe when one is given.
 
@@ -299,13 +309,15 @@ class Studio:
 
     # -- the tabs
     def _generate(self, model, task, progress):
-        """Faces from seeds. Returns the faces (PNG files with their recipes), the grid and the recipe."""
+        """Faces from seeds (or a W file's ws). Returns the faces (PNG files with their recipes), the grid,
+        the recipe and the faces' W file (NVIDIA's layout)."""
         G = self.model(model, progress)
         result = demos.generate(G, task, max_images=MAX_IMAGES, max_memory=self.memory_budget)
         grid = self.save(result.grid, dict(result.recipe, output="grid"), "faces.png")
-        images = self.gallery_files(result.images, [f"seed{seed:04d}.png" for seed in result.recipe["seeds"]],
-                                    result.recipe)
-        return images, grid, result.recipe
+        names = ([f"w{i:04d}.png" for i in range(len(result.images))] if task.w_file else
+                 [f"seed{seed:04d}.png" for seed in result.recipe["seeds"]])
+        images = self.gallery_files(result.images, names, result.recipe)
+        return images, grid, result.recipe, self.save_w(result, "faces-w.npz")
 
     def _style_mix(self, model, task, progress):
         """The paper's style-mixing figure: rows take layers [start, stop) from the column faces.
@@ -316,7 +328,48 @@ class Studio:
         res = G.synthesis.ws_resolutions
         caption = (f"Layers {start}-{stop - 1} ({res[start]}² to {res[stop - 1]}²) come from the column faces."
                    if stop > start else "No layers are mixed: every cell is its row's face.")
-        return self.save(result.grid, dict(result.recipe, output="grid"), "style-mixing.png"), caption, result.recipe
+        return (self.save(result.grid, dict(result.recipe, output="grid"), "style-mixing.png"), caption, result.recipe,
+                self.save_w(result, "mixed-w.npz"))
+
+    def _edit(self, model, task, progress):
+        """A face moved along semantic directions. Returns the strip's faces (PNGs with their recipe), the
+        strip, a caption, the recipe and the faces' W file (NVIDIA's layout)."""
+        G = self.model(model, progress)
+        result = demos.edit(G, task, max_images=MAX_IMAGES, max_memory=self.memory_budget)
+        x = result.extras
+        images = self.gallery_files(result.images, [f"edit{i:02d}.png" for i in range(len(result.images))],
+                                    result.recipe)
+        labelled = list(zip(images, [f"{offset:+.2g}" for offset in x["offsets"]]))
+        start, stop = x["layers"]
+        res = G.synthesis.ws_resolutions
+        shares = ", ".join(f"direction {i}: {share:.1%}" for (i, _), share in zip(task.components, x["explained"]))
+        share_of = "of W's variance" if x["method"] == "ganspace" else "of the total"
+        caption = (f"{x['method']} ({shares} {share_of}); layers {start}-{stop - 1} ({res[start]}² to "
+                   f"{res[stop - 1]}²); from -{task.strength:g} to +{task.strength:g} standard deviations of W.")
+        strip = self.save(result.grid, dict(result.recipe, output="grid"), "edit.png")
+        return labelled, strip, caption, result.recipe, self.save_w(result, "edit-w.npz")
+
+    def _layers(self, model, task, progress):
+        """A look inside one layer. Returns the face, the strongest channels, the channels as RGB, what each
+        resolution's toRGB adds (StyleGAN2 skip models), a caption and the recipe."""
+        G = self.model(model, progress)
+        result = demos.look_inside(G, task, max_images=MAX_IMAGES, max_memory=self.memory_budget)
+        x = result.extras
+        layer = x["layer"]
+        r = result.recipe
+        grid = self.save(result.grid, dict(r, output="grid"), "channels.png")
+        rgb = self.save(x["rgb"], dict(r, output="rgb"), "channels-rgb.png")
+        face = self.save(x["face"], None, "face.png")
+        torgb = []
+        if x["torgb"]:
+            files = self.gallery_files([picture for _, picture in x["torgb"]],
+                                       [f"torgb-{res}.png" for res, _ in x["torgb"]])
+            torgb = list(zip(files, [f"{res}×{res} toRGB" for res, _ in x["torgb"]]))
+        listing = ", ".join(f"{info.index}: {info.name} ({info.resolution}²)" for info in x["layers"])
+        caption = (f"Layer {layer.index}, **{layer.name}**: {layer.resolution}×{layer.resolution}, {layer.channels} "
+                   f"channels; shown: the {len(x['channels'])} strongest ({', '.join(map(str, x['channels']))}). "
+                   f"{x['torgb_reason'] or 'Grey means a toRGB adds nothing there.'}  \nThis model's layers: {listing}.")
+        return face, grid, rgb, torgb, caption, r
 
     def _noise(self, model, task, progress):
         """What the noise inputs change. Returns the realisations, their standard deviation's heat
@@ -364,7 +417,8 @@ class Studio:
         yield str(path), recipe
 
 
-TABS = {cls.tab: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings)}
+TABS = {cls.tab: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings, EditSettings,
+                                  LayersSettings)}
 
 
 def share_link(cls):
@@ -373,10 +427,12 @@ def share_link(cls):
 
     def link(model, *values):
         try:
-            query = cls(**dict(zip(names, values))).to_query(model)
+            task = cls(**dict(zip(names, values)))
         except SettingsError:
             return ""
-        return f"[Link to this result](?{query}) (open it to see the same result)"
+        if any(isinstance(getattr(task, name), settings.GivenFile) for name in names):
+            return "This result starts from an uploaded file, which links do not carry: share the file and its recipe."
+        return f"[Link to this result](?{task.to_query(model)}) (open it to see the same result)"
     return link
 
 
@@ -391,12 +447,16 @@ def controls(cls, names, into):
         options = dict(label=spec.help[0].upper() + spec.help[1:])
         if spec.kind == "seeds":
             made.append(gr.Textbox(settings.as_text(spec, f.default), **options))
-        elif spec.kind == "seed":
+        elif spec.kind == "seed" or spec.kind == "int" and spec.low is None:
             made.append(gr.Number(f.default, precision=0, minimum=spec.low, maximum=spec.high, **options))
+        elif spec.kind == "file":
+            made.append(gr.File(label=options["label"], file_types=[".npz", ".npy"], type="filepath"))
         elif spec.kind in ("float", "int"):
             made.append(gr.Slider(spec.low, spec.high, value=f.default, step=spec.step, **options))
         elif spec.kind == "choice":
             made.append(gr.Radio(list(spec.choices), value=f.default, **options))
+        elif spec.kind == "components":
+            made.append(gr.Textbox(settings.as_text(spec, settings.parse_components(f.default)), **options))
         elif spec.kind == "layers":
             made.append(gr.Dropdown(list(spec.choices), value=f.default, allow_custom_value=True, **options))
         elif spec.kind == "bool":
@@ -458,14 +518,19 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     seeds, = controls(GenerateSettings, ["seeds"], inputs["generate"])
                     g_random = gr.Button("Random seeds", scale=0)
                     psi, noise_mode = controls(GenerateSettings, ["psi", "noise_mode"], inputs["generate"])
+                with gr.Accordion("More: truncation cutoff, noise seed, start from a W file", open=False):
+                    with gr.Row():
+                        controls(GenerateSettings, ["truncation_cutoff", "noise_seed", "w_file"], inputs["generate"])
                 with gr.Accordion("StyleGAN3 only: translate and rotate the input", open=False):
                     controls(GenerateSettings, ["translate_x", "translate_y", "rotate"], inputs["generate"])
                 g_run = gr.Button("Generate", variant="primary")
                 g_gallery = gr.Gallery(label="Faces", columns=4, height="auto", elem_id="generate-gallery")
-                g_grid = gr.File(label="Download the grid (PNG with its recipe)")
+                with gr.Row():
+                    g_grid = gr.File(label="Download the grid (PNG with its recipe)")
+                    g_w = gr.File(label="Their W (.npz, the layout of NVIDIA's projected_w)")
                 g_recipe = gr.JSON(label="Recipe", visible=False)
                 g_note = gr.Markdown()
-                results["generate"] = ([g_gallery, g_grid, g_recipe], g_note)
+                results["generate"] = ([g_gallery, g_grid, g_recipe, g_w], g_note)
                 gr.Examples([["0-7", 0.7, "const"], ["85, 100, 2021, 7", 0.5, "const"], ["0-3", 1.0, "random"]],
                             [seeds, psi, noise_mode])
                 g_random.click(random_seeds, None, seeds, api_name=False)
@@ -481,12 +546,15 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     m_random = gr.Button("Random seeds", scale=0)
                 with gr.Row():
                     layers, _ = controls(MixSettings, ["layers", "psi"], inputs["mix"])
+                with gr.Accordion("Rows from a W file (your own faces)", open=False):
+                    controls(MixSettings, ["w_file"], inputs["mix"])
                 m_run = gr.Button("Mix styles", variant="primary")
                 m_grid = gr.Image(label="Style-mixing grid (PNG with its recipe)", type="filepath", elem_id="mix-grid")
                 m_caption = gr.Markdown()
+                m_w = gr.File(label="The mixed faces' W (.npz, NVIDIA's layout)")
                 m_recipe = gr.JSON(label="Recipe", visible=False)
                 m_note = gr.Markdown()
-                results["mix"] = ([m_grid, m_caption, m_recipe], m_note)
+                results["mix"] = ([m_grid, m_caption, m_recipe, m_w], m_note)
                 gr.Examples([["1, 2, 3", "4, 5, 6, 7", "coarse"], ["1, 2, 3", "4, 5, 6, 7", "middle"],
                              ["1, 2, 3", "4, 5, 6, 7", "fine"]], [rows, cols, layers])
                 m_random.click(lambda: (random_seeds(3), random_seeds(4)), None, [rows, cols], api_name=False)
@@ -540,9 +608,68 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 v_run_event = v_run.click(studio.video, [model_box, *app_inputs(VideoSettings, inputs["video"])],
                                           results["video"][0], api_name="video", concurrency_id=COMPUTE)
 
-        handlers = {"generate": studio.generate, "mix": studio.style_mix, "noise": studio.noise, "video": studio.video}
+            with gr.Tab("Edit", id="edit"):
+                gr.Markdown("Move a face along **directions** found in the model itself: **SeFa** (the directions "
+                            "its style layers respond to most, from their weights) or **GANSpace** (the principal "
+                            "components of W). Direction 0 is the strongest; on face models the first ones often "
+                            "turn the head, change age, hair or light. Strength is in standard deviations of W "
+                            "along the direction.")
+                with gr.Row():
+                    e_seed, = controls(EditSettings, ["seed"], inputs["edit"])
+                    e_random = gr.Button("Random seed", scale=0)
+                    e_method, e_components = controls(EditSettings, ["method", "components"], inputs["edit"])
+                with gr.Row():
+                    e_layers, e_strength, _, _ = controls(EditSettings, ["layers", "strength", "steps", "psi"],
+                                                          inputs["edit"])
+                with gr.Accordion("Start from a W file, or use a directions file (method file)", open=False):
+                    with gr.Row():
+                        controls(EditSettings, ["w_file", "directions_file"], inputs["edit"])
+                e_run = gr.Button("Edit", variant="primary")
+                e_gallery = gr.Gallery(label="From -strength to +strength", columns=7, height="auto",
+                                       elem_id="edit-gallery")
+                e_caption = gr.Markdown()
+                with gr.Row():
+                    e_strip = gr.File(label="Download the strip (PNG with its recipe)")
+                    e_w = gr.File(label="Their W (.npz, NVIDIA's layout)")
+                e_recipe = gr.JSON(label="Recipe", visible=False)
+                e_note = gr.Markdown()
+                results["edit"] = ([e_gallery, e_strip, e_caption, e_recipe, e_w], e_note)
+                gr.Examples([[1, "ganspace", "0", "all"], [1, "sefa", "0", "coarse"], [1, "sefa", "1", "middle"]],
+                            [e_seed, e_method, e_components, e_layers])
+                e_random.click(random_seed, None, e_seed, api_name=False)
+                e_run_event = e_run.click(studio.edit, [model_box, *app_inputs(EditSettings, inputs["edit"])],
+                                          results["edit"][0], api_name="edit", concurrency_id=COMPUTE)
+
+            with gr.Tab("Inside", id="layers"):
+                gr.Markdown("A look inside one layer of the synthesis network for one face: its **strongest "
+                            "channels** (each scaled to its own range), all channels **projected to RGB** by their "
+                            "three principal components, and, for StyleGAN2 models, **what each resolution's toRGB "
+                            "adds** to the image: coarse blobs of colour first, fine detail last.")
+                with gr.Row():
+                    i_seed, = controls(LayersSettings, ["seed"], inputs["layers"])
+                    i_random = gr.Button("Random seed", scale=0)
+                    controls(LayersSettings, ["layer", "channels", "psi"], inputs["layers"])
+                with gr.Accordion("Start from a W file", open=False):
+                    controls(LayersSettings, ["w_file"], inputs["layers"])
+                i_run = gr.Button("Look inside", variant="primary")
+                with gr.Row():
+                    i_face = gr.Image(label="The face", type="filepath", elem_id="layers-face")
+                    i_grid = gr.Image(label="Strongest channels", type="filepath", elem_id="layers-grid")
+                    i_rgb = gr.Image(label="Channels as RGB", type="filepath", elem_id="layers-rgb")
+                i_torgb = gr.Gallery(label="What each resolution's toRGB adds", columns=6, height="auto",
+                                     elem_id="layers-torgb")
+                i_caption = gr.Markdown()
+                i_recipe = gr.JSON(label="Recipe", visible=False)
+                i_note = gr.Markdown()
+                results["layers"] = ([i_face, i_grid, i_rgb, i_torgb, i_caption, i_recipe], i_note)
+                i_random.click(random_seed, None, i_seed, api_name=False)
+                i_run_event = i_run.click(studio.layers, [model_box, *app_inputs(LayersSettings, inputs["layers"])],
+                                          results["layers"][0], api_name="layers", concurrency_id=COMPUTE)
+
+        handlers = {"generate": studio.generate, "mix": studio.style_mix, "noise": studio.noise, "video": studio.video,
+                    "edit": studio.edit, "layers": studio.layers}
         for tab, event in (("generate", g_run_event), ("mix", m_run_event), ("noise", n_run_event),
-                           ("video", v_run_event)):
+                           ("video", v_run_event), ("edit", e_run_event), ("layers", i_run_event)):
             event.success(share_link(TABS[tab]), [model_box, *app_inputs(TABS[tab], inputs[tab])], results[tab][1],
                           api_name=False)
 

@@ -31,9 +31,9 @@ def studio(blocks):
 
 
 def test_generate_handler(studio):
-    images, grid, recipe = studio.generate(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
+    images, grid, recipe, _ = studio.generate(MODEL, "0-3")
     download = grid
-    link = app.share_link(app.GenerateSettings)(MODEL, "0-3", 0.7, "const", -1, 0, 0, 0)
+    link = app.share_link(app.GenerateSettings)(MODEL, "0-3")
     assert [Path(p).name for p in images] == ["seed0000.png", "seed0001.png", "seed0002.png", "seed0003.png"]
     G = studio.model(MODEL)
     face = Image.open(images[2])
@@ -45,10 +45,10 @@ def test_generate_handler(studio):
 
 
 def test_style_mix_handler(studio):
-    grid, note, recipe = studio.style_mix(MODEL, "1, 2, 3", "4, 5, 6, 7", "coarse", 0.7, -1)
+    grid, note, recipe, _ = studio.style_mix(MODEL, "1, 2, 3", "4, 5, 6, 7", "coarse", 0.7, -1)
     assert Image.open(grid).size == (5 * 32, 4 * 32)
     assert "Layers 0-2 (4² to 8²)" in note
-    grid, note, _ = studio.style_mix(MODEL, "1", "2", "2-6", 1.0, -1)
+    grid, note, *_ = studio.style_mix(MODEL, "1", "2", "2-6", 1.0, -1)
     assert Image.open(grid).size == (2 * 32, 2 * 32) and "Layers 2-5" in note
 
 
@@ -89,18 +89,18 @@ def test_catalog_entries_are_loadable_sources():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda app: app.generate(MODEL, "1, x", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
-    (lambda app: app.generate(MODEL, "-3", 0.7, "const", -1, 0, 0, 0), "is not a seed"),
-    (lambda app: app.generate(MODEL, "", 0.7, "const", -1, 0, 0, 0), "No seeds"),
-    (lambda app: app.generate(MODEL, "0-100", 0.7, "const", -1, 0, 0, 0), "at most 32"),
-    (lambda app: app.generate(MODEL, "1", 5, "const", -1, 0, 0, 0), "outside [-2, 2]"),
-    (lambda app: app.generate(MODEL, "1", 0.7, "const", 3, 0, 0, 0), "unconditional"),
-    (lambda app: app.generate(CONDITIONAL, "1", 0.7, "const", -1, 0, 0, 0), "conditional"),
-    (lambda app: app.generate(CONDITIONAL, "1", 0.7, "const", 12, 0, 0, 0), "classes 0 to 9"),
-    (lambda app: app.generate(MODEL, "1", 0.7, "const", -1, 0.5, 0, 0), "StyleGAN3"),
-    (lambda app: app.generate(str(FIXTURES / "no-such-model.pkl"), "1", 0.7, "const", -1, 0, 0, 0), "no such checkpoint"),
-    (lambda app: app.generate("/etc/passwd", "1", 0.7, "const", -1, 0, 0, 0), "Local models are read only from"),
-    (lambda app: app.generate("", "1", 0.7, "const", -1, 0, 0, 0), "Choose a model"),
+    (lambda app: app.generate(MODEL, "1, x"), "is not a seed"),
+    (lambda app: app.generate(MODEL, "-3"), "is not a seed"),
+    (lambda app: app.generate(MODEL, ""), "No seeds"),
+    (lambda app: app.generate(MODEL, "0-100"), "at most 32"),
+    (lambda app: app.generate(MODEL, "1", psi=5), "outside [-2, 2]"),
+    (lambda app: app.generate(MODEL, "1", class_idx=3), "unconditional"),
+    (lambda app: app.generate(CONDITIONAL, "1"), "conditional"),
+    (lambda app: app.generate(CONDITIONAL, "1", class_idx=12), "classes 0 to 9"),
+    (lambda app: app.generate(MODEL, "1", translate_x=0.5), "StyleGAN3"),
+    (lambda app: app.generate(str(FIXTURES / "no-such-model.pkl"), "1"), "no such checkpoint"),
+    (lambda app: app.generate("/etc/passwd", "1"), "Local models are read only from"),
+    (lambda app: app.generate("", "1"), "Choose a model"),
     (lambda app: app.style_mix(MODEL, "1", "2", "5-99", 0.7, -1), "outside this model's layers"),
     (lambda app: app.style_mix(MODEL, "1", "2", "banana", 0.7, -1), "not a layer range"),
     (lambda app: app.style_mix(MODEL, "1", "2", "fine", 0.7, -1), "no 'fine' layers"),
@@ -153,11 +153,11 @@ def test_every_endpoint_through_gradio_client(running_app):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/generate", "/style_mix", "/noise", "/video", "/model_info"} <= endpoints
 
-    gallery, grid, recipe = client.predict(model=MODEL, seeds="0-2", psi=0.7, noise_mode="const", api_name="/generate")
+    gallery, grid, recipe, w_file = client.predict(model=MODEL, seeds="0-2", psi=0.7, noise_mode="const", api_name="/generate")
     assert len(gallery) == 3 and Image.open(grid).size == (3 * 32, 32)
     assert demos.read_recipe(grid)["kind"] == "generate" and recipe["seeds"] == [0, 1, 2]
 
-    grid, caption, recipe = client.predict(model=MODEL, row_seeds="1, 2", col_seeds="3, 4, 5", layers="coarse",
+    grid, caption, recipe, w_file = client.predict(model=MODEL, row_seeds="1, 2", col_seeds="3, 4, 5", layers="coarse",
                                            api_name="/style_mix")
     assert Image.open(grid).size == (4 * 32, 3 * 32) and recipe["layers"] == [0, 3]
 
@@ -195,7 +195,7 @@ def test_visitors_asking_for_the_same_faces_at_once_all_get_them_whole(running_a
     Gradio's cache while another visitor downloads them: that gave empty images."""
     from gradio_client import Client
     client = Client(running_app, verbose=False)
-    jobs = [client.submit(MODEL, "0-15", 0.7, "const", -1, 0, 0, 0, api_name="/generate") for _ in range(16)]
+    jobs = [client.submit(MODEL, "0-15", api_name="/generate") for _ in range(16)]
     for job in jobs:
         gallery = job.result(timeout=300)[0]
         assert len(gallery) == 16
@@ -227,7 +227,7 @@ def test_one_model_request_at_a_time_on_a_cpu(running_app, studio):
     hooks = [G.synthesis.register_forward_pre_hook(enter), G.synthesis.register_forward_hook(leave)]
     try:
         client = Client(running_app, verbose=False)
-        jobs = [client.submit(MODEL, "0-7", 0.7, "random", -1, 0, 0, 0, api_name="/generate"),
+        jobs = [client.submit(MODEL, "0-7", noise_mode="random", api_name="/generate"),
                 client.submit(MODEL, "1, 2", "3, 4", "coarse", 0.7, -1, api_name="/style_mix"),
                 client.submit(MODEL, 1, 4, "all", 1, 0.7, -1, api_name="/noise"),
                 client.submit(MODEL, "1, 2", 8, 10, "w", "linear", True, 0.7, -1, api_name="/video")]
@@ -260,8 +260,8 @@ def test_uploads_are_picked_and_linked_by_their_file_name(studio, tmp_path):
     upload.write_bytes(Path(MODEL).read_bytes())
     name = studio.uploaded_model(str(upload))
     assert name == "my faces.pkl"
-    images, grid, recipe = studio.generate(name, "1", 0.7, "const", -1, 0, 0, 0)
-    link = app.share_link(app.GenerateSettings)(name, "1", 0.7, "const", -1, 0, 0, 0)
+    images, grid, recipe, _ = studio.generate(name, "1")
+    link = app.share_link(app.GenerateSettings)(name, "1")
     assert "model=my+faces.pkl" in link and "upload-1234" not in link and "%2F" not in link
     # A receiver whose server lacks the file keeps its model, with a sentence.
     other = app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES])).studio

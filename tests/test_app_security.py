@@ -49,8 +49,8 @@ def test_public_app_takes_no_typed_paths_or_urls():
 def test_public_app_in_the_handlers():
     studio = app.build_app(MODEL, "cpu", app.SourcePolicy([], public=True)).studio
     with pytest.raises(gr.Error, match="public app"):
-        studio.generate(str(REFERENCE / "sg2_16_gray.pkl"), "1", 0.7, "const", -1, 0, 0, 0)
-    images, *_ = studio.generate(MODEL, "1", 0.7, "const", -1, 0, 0, 0)  # the model it was launched with
+        studio.generate(str(REFERENCE / "sg2_16_gray.pkl"), "1")
+    images, *_ = studio.generate(MODEL, "1")  # the model it was launched with
     assert len(images) == 1
 
 
@@ -60,13 +60,13 @@ def test_memory_budget_refuses_before_running():
     assert 0 < small < large
     studio = app.build_app(MODEL, "cpu", app.SourcePolicy([FIXTURES]), memory_budget_mb=1).studio
     with pytest.raises(gr.Error, match=r"would need about .* GB of memory, more than the 0.0 GB allowed"):
-        studio.generate(MODEL, "0-31", 0.7, "const", -1, 0, 0, 0)
+        studio.generate(MODEL, "0-31")
     # A video's frames leave memory as they are made, so its batches shrink to fit; one frame of the
     # bundled 64 px model does not fit 1 MB.
     with pytest.raises(gr.Error, match="GB of memory"):
         list(studio.video(str(ROOT / "checkpoints" / "offline-faces-64.safetensors"), "1, 2", 3, 10, "z", "linear",
                           False, 0.7, -1))
-    studio.generate(MODEL, "0", 0.7, "const", -1, 0, 0, 0)  # a small request still runs
+    studio.generate(MODEL, "0")  # a small request still runs
     # A 1024 px StyleGAN2 (no weights needed to estimate): 32 faces at batch 4 fit the default budget.
     with __import__("torch").device("meta"):
         big = loading.FAMILIES["stylegan2"](z_dim=512, c_dim=0, w_dim=512, img_resolution=1024, img_channels=3,

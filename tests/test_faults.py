@@ -74,7 +74,7 @@ def test_switching_models_does_not_change_running_requests(tmp_path, one_thread)
     gray, colour = str(REFERENCE / "sg2_16_gray.pkl"), str(REFERENCE / "sg2_32_uncond.pkl")
     studio = app.build_app(colour, "cpu", app.SourcePolicy([REFERENCE])).studio
     studio.store.keep = 1  # the next model evicts the running request's model from the store
-    want = studio.generate(gray, "0-3", 0.7, "const", -1, 0, 0, 0)[0]
+    want = studio.generate(gray, "0-3")[0]
     started, results = threading.Event(), {}
 
     def slow_video():
@@ -86,7 +86,7 @@ def test_switching_models_does_not_change_running_requests(tmp_path, one_thread)
     thread = threading.Thread(target=slow_video)
     thread.start()
     assert started.wait(60)
-    studio.generate(colour, "0", 0.7, "const", -1, 0, 0, 0)  # another visitor switches model meanwhile
+    studio.generate(colour, "0")  # another visitor switches model meanwhile
     thread.join()
     assert list(studio.store.models) == [str(Path(colour).resolve())]
     frames = iio.imread(results["video"])

@@ -75,7 +75,7 @@ def GPU(fn):
 sys.modules['spaces'] = types.SimpleNamespace(GPU=GPU)
 import app
 studio = app.build_app({str(REFERENCE / 'sg2_32_uncond.pkl')!r}, 'cpu', app.SourcePolicy([{str(REFERENCE)!r}])).studio
-images, grid, recipe = studio.generate({str(REFERENCE / 'sg2_32_uncond.pkl')!r}, '0-1', 0.7, 'const', -1, 0, 0, 0)
+images, grid, recipe, _ = studio.generate({str(REFERENCE / 'sg2_32_uncond.pkl')!r}, '0-1')
 print(inside, len(images))
 """
     result = run_python(code, env={"HF_HUB_OFFLINE": "1"})
