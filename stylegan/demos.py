@@ -24,7 +24,7 @@ import torch
 from PIL import Image
 
 from . import seed_to_z
-from .outputs import RECIPE_KEY, mp4_is_complete, read_recipe, save_png, temporary_beside  # noqa: F401 (public)
+from .outputs import RECIPE_KEY, mp4_is_complete, read_recipe, save_png, save_w, temporary_beside  # noqa: F401 (public)
 from .planner import estimate_memory  # noqa: F401 (public)
 from . import directions as semantic
 from .settings import (MAX_FRAMES, MAX_IMAGES, MAX_SEED, EditSettings, GenerateSettings,  # noqa: F401 (public)

@@ -113,7 +113,7 @@ def ganspace(G, samples=GANSPACE_SAMPLES, class_idx=None):
 def spread(G, vector, samples=GANSPACE_SAMPLES, class_idx=None):
     """The standard deviation of W along a unit vector: what a strength of 1 moves."""
     w = w_samples(G, samples, class_idx)
-    return float((w @ np.asarray(vector, dtype=np.float64)).std())
+    return float((w @ np.asarray(vector, dtype=np.float64)).std(ddof=1))  # as ganspace's variances
 
 
 # ----------------------------------------------------------------------------- files
