@@ -51,25 +51,31 @@ log = logging.getLogger("stylegan.app")
 # Small images (a 64 px model's faces, its heat map, a mixing grid) are shown enlarged with their pixels
 # kept sharp (nearest neighbour), and whole: no scrolling inside a gallery.
 CSS = """
-#generate-gallery img, #noise-gallery img, #noise-compare img, #mix-grid img, #noise-heatmap img, #video-player video {
+#generate-gallery img, #noise-gallery img, #noise-compare img, #mix-grid img, #noise-heatmap img, #video-player video,
+#edit-gallery img, #layers-face img, #layers-grid img, #layers-rgb img, #layers-torgb img {
   image-rendering: pixelated;
 }
-#generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container {
+#generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container,
+#edit-gallery .grid-container, #layers-torgb .grid-container {
   grid-template-columns: repeat(var(--grid-cols), minmax(0, 1fr)) !important;
 }
 @media (max-width: 640px) {  /* a phone: two faces a row */
-  #generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container {
+  #generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container,
+  #edit-gallery .grid-container, #layers-torgb .grid-container {
     grid-template-columns: repeat(2, minmax(0, 1fr)) !important;
   }
 }
-#generate-gallery .grid-wrap, #noise-gallery .grid-wrap, #noise-compare .grid-wrap {
+#generate-gallery .grid-wrap, #noise-gallery .grid-wrap, #noise-compare .grid-wrap, #edit-gallery .grid-wrap,
+#layers-torgb .grid-wrap {
   max-height: none !important; height: auto !important; overflow: visible !important;
 }
-#mix-grid img, #noise-heatmap img, #video-player video {
+#mix-grid img, #noise-heatmap img, #video-player video, #layers-face img, #layers-grid img, #layers-rgb img {
   width: 100% !important; height: auto !important; max-height: none !important; object-fit: contain;
 }
 #mix-grid .image-container, #mix-grid .image-frame, #mix-grid button, #noise-heatmap .image-container,
-#noise-heatmap .image-frame, #noise-heatmap button {
+#noise-heatmap .image-frame, #noise-heatmap button, #layers-face .image-container, #layers-face .image-frame,
+#layers-face button, #layers-grid .image-container, #layers-grid .image-frame, #layers-grid button,
+#layers-rgb .image-container, #layers-rgb .image-frame, #layers-rgb button {
   width: 100% !important; height: auto !important; max-height: none !important;
 }
 #mix-grid img { width: min(100%, 768px) !important; margin: 0 auto; }
@@ -339,7 +345,7 @@ class Studio:
         x = result.extras
         images = self.gallery_files(result.images, [f"edit{i:02d}.png" for i in range(len(result.images))],
                                     result.recipe)
-        labelled = list(zip(images, [f"{offset:+.2g}" for offset in x["offsets"]]))
+        labelled = list(zip(images, [f"{offset:+g}" for offset in x["offsets"]]))
         start, stop = x["layers"]
         res = G.synthesis.ws_resolutions
         shares = ", ".join(f"direction {i}: {share:.1%}" for (i, _), share in zip(task.components, x["explained"]))

@@ -174,6 +174,34 @@ def test_links_to_every_tab_show_the_senders_result(url, browser):
     assert_no_error(browser, "9-link-video")
 
 
+def test_edit_tab_shows_its_strip_and_its_link_the_same_strip(url, browser):
+    import numpy as np
+    import stylegan
+    from stylegan import demos
+    G = stylegan.load(MODEL, device="cpu")
+    want = demos.edit(G, seed=1, method="ganspace", components="0, 1*-0.5", strength=2.5, steps=5)
+
+    browser.get(url + "?tab=edit&seed=1&method=ganspace&dirs=0,1*-0.5&strength=2.5&steps=5")
+    shown = _image_sources(browser, "#edit-gallery img", 5)
+    link = wait_for(browser, "a[href*='tab=edit']")[0].get_attribute("href")
+    assert_no_error(browser, "14-edit")
+    for source, image in zip(shown, want.images):
+        assert np.array_equal(_pixels(_fetch(source)), np.asarray(image))
+
+    browser.get(url)  # the page's own link, opened afresh, shows the same strip
+    wait_for(browser, "#generate-gallery img")
+    browser.get(link)
+    again = _image_sources(browser, "#edit-gallery img", 5)
+    assert [_pixels(_fetch(s)).tolist() for s in again] == [np.asarray(im).tolist() for im in want.images]
+    assert_no_error(browser, "15-edit-link")
+
+    click(browser, "//button[@role='tab' and contains(., 'Inside')]")
+    click(browser, "//button[normalize-space()='Look inside']")
+    wait_for(browser, "#layers-grid img")
+    wait_for(browser, "#layers-torgb img")
+    assert_no_error(browser, "16-inside")
+
+
 def test_error_sentences_are_shown_whole(url, browser):
     """Sentences with <, > and & in them (a file name, a seed) are shown as text, not eaten as markup:
     in the note of a failed model pick and in an error message."""
