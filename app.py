@@ -392,7 +392,7 @@ class Studio:
         grid = self.save(result.grid, dict(r, output="grid"), "noise.png")
         caption = (f"Largest per-pixel standard deviation: {result.extras['std_max']:.3f} "
                    "(the heat map's brightest).")
-        return images, heat, comparison, grid, caption, r
+        return images, heat, comparison, grid, caption, r, self.save_w(result, "face-w.npz")
 
     def _video(self, model, task, progress):
         """A smooth walk through the keyframe seeds' faces, as MP4. Returns the video and the recipe.
@@ -576,6 +576,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     seed, = controls(NoiseSettings, ["seed"], inputs["noise"])
                     n_random = gr.Button("Random seed", scale=0)
                     n_controls = controls(NoiseSettings, ["num_samples", "layers", "strength", "psi"], inputs["noise"])
+                with gr.Accordion("Start from a W file", open=False):
+                    controls(NoiseSettings, ["w_file"], inputs["noise"])
                 n_run = gr.Button("Study the noise", variant="primary")
                 with gr.Row():
                     n_gallery = gr.Gallery(label="Realisations", columns=4, height="auto", scale=2,
@@ -584,11 +586,13 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                                       elem_id="noise-heatmap")
                 n_compare = gr.Gallery(label="Noise on all / coarse / fine / no layers", columns=4, height="auto",
                                        elem_id="noise-compare")
-                n_grid = gr.File(label="Download (PNG with its recipe)")
+                with gr.Row():
+                    n_grid = gr.File(label="Download (PNG with its recipe)")
+                    n_w = gr.File(label="The face's W (.npz, NVIDIA's layout)")
                 n_caption = gr.Markdown()
                 n_recipe = gr.JSON(label="Recipe", visible=False)
                 n_note = gr.Markdown()
-                results["noise"] = ([n_gallery, n_heat, n_compare, n_grid, n_caption, n_recipe], n_note)
+                results["noise"] = ([n_gallery, n_heat, n_compare, n_grid, n_caption, n_recipe, n_w], n_note)
                 gr.Examples([[1, 8, "all"], [1, 8, "fine"], [1, 8, "coarse"]], [seed, *n_controls[:2]])
                 n_random.click(random_seed, None, seed, api_name=False)
                 n_run_event = n_run.click(studio.noise, [model_box, *app_inputs(NoiseSettings, inputs["noise"])],
@@ -604,6 +608,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     v_frames = controls(VideoSettings, ["frames_per_transition", "fps"], inputs["video"])
                 with gr.Row():
                     v_more = controls(VideoSettings, ["space", "easing", "loop", "psi"], inputs["video"])
+                with gr.Accordion("Keyframes from a W file (walked in W, before the seeds)", open=False):
+                    controls(VideoSettings, ["w_file"], inputs["video"])
                 v_run = gr.Button("Make the video", variant="primary")
                 v_player = gr.Video(label="Video (MP4, recipe in its metadata)", elem_id="video-player")
                 v_recipe = gr.JSON(label="Recipe", visible=False)

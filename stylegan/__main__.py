@@ -186,6 +186,7 @@ def cmd_layers(args, task):
         raise
     print(f"the {len(result.extras['channels'])} strongest of {chosen.channels} channels: "
           + ", ".join(map(str, result.extras["channels"])))
+    _save_w(args, result)
 
 
 def cmd_directions(args):
@@ -218,6 +219,7 @@ def cmd_noise(args, task):
     except SettingsError:
         out.unlink(missing_ok=True)  # both or neither
         raise
+    _save_w(args, result)
 
 
 def cmd_video(args, task):
@@ -295,7 +297,7 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
                cmd_layers, ("layer.png", "the channels' grid; OUT-rgb.png gets the channels projected to RGB and "
                                         "OUT-torgb.png what each toRGB adds (StyleGAN2 skip models)")),
 }
-SAVES_W = ("generate", "mix", "edit")
+SAVES_W = ("generate", "mix", "noise", "edit", "layers")
 
 
 def build_parser():

@@ -230,7 +230,10 @@ def noise_study(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     the same noise on all / coarse / fine / no layers.
     """
     s = _settings(NoiseSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
-    w = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
+    if s.w_file is not None:
+        w = torch.from_numpy(w_file_ws(G, s.w_file)[:1]).to(model_device(G))
+    else:
+        w = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
     noise_seeds = [s.noise_seed + k for k in range(s.num_samples)]
     # Padded batches: without noise, the samples are bit-equal and the deviation exactly zero.
     samples = synthesize(G, w.repeat(s.num_samples, 1, 1), s.batch_size, pad=True, noise_mode="random",
@@ -250,7 +253,7 @@ def noise_study(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     return Result(images, grid, s.to_recipe(G), {
         "std": std, "std_max": scale, "heatmap": heat, "comparison": comparison,
         "comparison_labels": [groups[k][2] for k in ("all", "coarse", "fine", "none")],
-        "comparison_grid": make_grid(comparison, 1, 4)}, settings=s)
+        "comparison_grid": make_grid(comparison, 1, 4)}, settings=s, ws=w.cpu())
 
 
 # ----------------------------------------------------------------------------- 4. video
@@ -265,14 +268,20 @@ def slerp(a, b, t):
     return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / so
 
 
-def video_latents(G, seeds, frames_per_transition, space, easing, loop, psi, class_idx):
-    """Yields (frame index, ws [1, num_ws, w_dim]) for every frame of the walk through the keyframes."""
-    keys = seeds + [seeds[0]] if loop else seeds
+def video_latents(G, seeds, frames_per_transition, space, easing, loop, psi, class_idx, first_ws=None):
+    """Yields (frame index, ws [1, num_ws, w_dim]) for every frame of the walk through the keyframes:
+    first_ws (e.g. a W file's faces, walked in W only), then the seeds' faces."""
+    keys = seeds + [seeds[0]] if loop and first_ws is None else seeds
+    if space == "w":
+        key_ws = seeds_to_ws(G, keys, psi, None, class_idx)
+        if first_ws is not None:
+            key_ws = torch.cat([first_ws, key_ws] + ([first_ws[:1]] if loop else []))
+        keys = key_ws
+    else:
+        z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in keys])).to(model_device(G))
+        c = class_vector(G, class_idx, 1)
     transitions = len(keys) - 1
     total = transitions * frames_per_transition + (0 if loop else 1)
-    z = torch.from_numpy(np.stack([seed_to_z(s, G.z_dim) for s in keys])).to(model_device(G))
-    c = class_vector(G, class_idx, 1)
-    key_ws = seeds_to_ws(G, keys, psi, None, class_idx) if space == "w" else None
     for i in range(total):
         k, step = divmod(i, frames_per_transition)
         if k == transitions:  # the final keyframe of an open walk
@@ -333,8 +342,9 @@ def interpolation_video_steps(G, settings=None, out_path=None, *, max_frames=MAX
             writer = imageio.get_writer(tmp, format="GIF", duration=1000 / s.fps, loop=0)
         try:
             pending = []
+            first_ws = None if s.w_file is None else torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))
             for i, ws in video_latents(G, list(s.seeds), s.frames_per_transition, s.space, s.easing, s.loop, s.psi,
-                                       s.class_idx):
+                                       s.class_idx, first_ws):
                 pending.append(ws)
                 if len(pending) == s.batch_size or i == total - 1:
                     frames = synthesize(G, torch.cat(pending), s.batch_size, noise_mode=s.noise_mode, noise_seed=0)

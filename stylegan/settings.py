@@ -525,6 +525,8 @@ class NoiseSettings(Settings):
     psi: float = setting(0.7, **PSI)
     noise_seed: int = setting(0, **dict(NOISE_SEED, help="seed of the first noise realisation; the others follow"))
     class_idx: int = setting(None, **CLASS)
+    w_file: object = setting(None, **dict(W_FILE, help="the first face of a W file (.npz in NVIDIA's layout) "
+                                          "instead of the seed"))
     batch_size: int = setting(None, **BATCH)
 
     def image_count(self):
@@ -559,15 +561,23 @@ class VideoSettings(Settings):
     psi: float = setting(0.7, **PSI)
     noise_mode: str = setting("const", **dict(NOISE_MODE, in_app=False))
     class_idx: int = setting(None, **CLASS)
+    w_file: object = setting(None, **dict(W_FILE, help="keyframes from a W file (.npz in NVIDIA's layout), "
+                                          "before the seeds' faces"))
     batch_size: int = setting(None, **BATCH)
 
     def __post_init__(self):
         super().__post_init__()
-        if len(self.seeds) < 2:
-            raise SettingsError("A video needs at least two keyframe seeds.")
+        if self.keyframe_count() < 2:
+            raise SettingsError("A video needs at least two keyframes (seeds, or faces of a W file).")
+        if self.w_file is not None and self.space == "z":
+            raise SettingsError("A W file's faces have no z: walk in W (space w).")
+
+    def keyframe_count(self):
+        from_file = 0 if self.w_file is None or self.w_file.arrays is None else len(self.w_file.arrays["w"])
+        return from_file + len(self.seeds)
 
     def frame_count(self):
-        transitions = len(self.seeds) if self.loop else len(self.seeds) - 1
+        transitions = self.keyframe_count() if self.loop else self.keyframe_count() - 1
         return transitions * self.frames_per_transition + (0 if self.loop else 1)
 
     streamed: ClassVar[bool] = True

@@ -53,7 +53,7 @@ def test_style_mix_handler(studio):
 
 
 def test_noise_handler(studio):
-    images, heat, comparison, grid, note, recipe = studio.noise(MODEL, 3, 4, "fine", 1.0, 0.7, -1)
+    images, heat, comparison, grid, note, recipe, w_file = studio.noise(MODEL, 3, 4, "fine", 1.0, 0.7, -1)
     assert [Path(p).name for p in images] == [f"seed0003-noise{k}.png" for k in range(4)]
     assert Image.open(heat).size == (32, 32)
     assert [Path(p).name for p, _ in comparison] == [f"noise-on-{g}.png" for g in ("all", "coarse", "fine", "none")]
@@ -161,7 +161,7 @@ def test_every_endpoint_through_gradio_client(running_app):
                                            api_name="/style_mix")
     assert Image.open(grid).size == (4 * 32, 3 * 32) and recipe["layers"] == [0, 3]
 
-    samples, heat, comparison, grid, caption, recipe = client.predict(model=MODEL, seed=1, num_samples=3,
+    samples, heat, comparison, grid, caption, recipe, w_file = client.predict(model=MODEL, seed=1, num_samples=3,
                                                                       api_name="/noise")
     assert len(samples) == 3 and len(comparison) == 4 and Image.open(heat).size == (32, 32)
 
@@ -173,12 +173,44 @@ def test_every_endpoint_through_gradio_client(running_app):
         client.predict(model=MODEL, seeds="seven", api_name="/generate")
 
 
+def test_edit_inside_and_w_files_through_gradio_client(running_app):
+    """The Edit and Inside endpoints by name; a W file saved by one tab is the start of another."""
+    from gradio_client import Client, handle_file
+    client = Client(running_app, verbose=False)
+    gallery, grid, recipe, w_file = client.predict(model=MODEL, seeds="4, 7", api_name="/generate")
+    saved = np.load(w_file)["w"]
+    assert saved.shape == (2, 8, 32) and saved.dtype == np.float32
+
+    strip, png, caption, recipe, edit_w = client.predict(model=MODEL, seed=7, method="ganspace", components="0, 2*-1",
+                                                         strength=2, steps=5, api_name="/edit")
+    assert len(strip) == 5 and Image.open(png).size == (5 * 32, 32)
+    assert recipe["components"] == [[0, 1.0], [2, -1.0]] and "ganspace" in caption
+    assert np.array_equal(np.load(edit_w)["w"][2], saved[1])  # strength 0 in the middle: seed 7's w
+
+    strip, png, caption, recipe, _ = client.predict(model=MODEL, w_file=handle_file(w_file), strength=0, steps=3,
+                                                    api_name="/edit")
+    assert recipe["w_file"].startswith("sha256:") and str(Path(w_file).parent) not in str(recipe)
+    face = np.asarray(Image.open(gallery[0]["image"]))
+    assert all(np.abs(np.asarray(Image.open(item["image"])).astype(int) - face).max() <= 1 for item in strip)
+
+    face, channels, rgb, torgb, caption, recipe = client.predict(model=MODEL, seed=7, layer=2, channels=8,
+                                                                 api_name="/layers")
+    assert "b8.conv1" in caption and len(torgb) == 4  # 4, 8, 16 and 32 px
+    assert Image.open(channels).size[0] >= 128
+
+    with pytest.raises(Exception, match="greater than maximum value"):  # the slider's own bound
+        client.predict(model=MODEL, strength=1000, api_name="/edit")
+    with pytest.raises(Exception, match="Direction 40 does not exist: there are 32"):
+        client.predict(model=MODEL, components="40", api_name="/edit")
+
+
 def test_endpoints_describe_their_parameters(running_app):
     """view_api() names each endpoint's parameters after the settings fields, with their defaults."""
     from gradio_client import Client
     api = Client(running_app, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"]
     for endpoint, cls in [("/generate", app.GenerateSettings), ("/style_mix", app.MixSettings),
-                          ("/noise", app.NoiseSettings), ("/video", app.VideoSettings)]:
+                          ("/noise", app.NoiseSettings), ("/video", app.VideoSettings), ("/edit", app.EditSettings),
+                          ("/layers", app.LayersSettings)]:
         parameters = {p["parameter_name"]: p for p in api[endpoint]["parameters"]}
         offered = cls.app_fields()
         assert list(parameters) == ["model"] + [f.name for f in offered]

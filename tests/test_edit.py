@@ -319,3 +319,20 @@ def test_generate_link_carries_cutoff_and_noise_seed():
     assert query["truncation_cutoff"] == "4" and query["noise_seed"] == "77"
     assert GenerateSettings(**GenerateSettings.values_from_query(query)) == task
     assert json.loads(json.dumps(task.to_recipe()))["truncation_cutoff"] == 4
+
+
+def test_noise_and_video_start_from_a_w_file(bundled, tmp_path):
+    faces = demos.generate(bundled, "21, 22")
+    outputs.save_w(tmp_path / "mine.npz", faces.ws)
+    study = demos.noise_study(bundled, w_file=str(tmp_path / "mine.npz"), num_samples=2)
+    assert torch.equal(study.ws[0], faces.ws[0])
+    path, recipe = demos.interpolation_video(bundled, seeds="5", w_file=str(tmp_path / "mine.npz"), loop=False,
+                                             frames_per_transition=2, out_path=tmp_path / "walk.mp4")
+    import imageio.v3 as iio
+    frames = iio.imread(path, extension=".mp4")
+    assert frames.shape[0] == recipe["frames"] == 5  # face 21, face 22, seed 5: two transitions and the end
+    assert np.abs(frames[0].astype(int) - pixels(faces.images[0])).mean() < 3  # H.264: nearly the face
+    with pytest.raises(SettingsError, match="walk in W"):
+        demos.interpolation_video(bundled, seeds="5", w_file=str(tmp_path / "mine.npz"), space="z",
+                                  out_path=tmp_path / "z.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.npz", "walk.mp4"]
