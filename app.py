@@ -52,7 +52,7 @@ log = logging.getLogger("stylegan.app")
 # kept sharp (nearest neighbour), and whole: no scrolling inside a gallery.
 CSS = """
 #generate-gallery img, #noise-gallery img, #noise-compare img, #mix-grid img, #noise-heatmap img, #video-player video,
-#edit-gallery img, #layers-face img, #layers-grid img, #layers-rgb img, #layers-torgb img {
+#edit-gallery img, #edit-video video, #layers-face img, #layers-grid img, #layers-rgb img, #layers-torgb img {
   image-rendering: pixelated;
 }
 #generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container,
@@ -69,7 +69,7 @@ CSS = """
 #layers-torgb .grid-wrap {
   max-height: none !important; height: auto !important; overflow: visible !important;
 }
-#mix-grid img, #noise-heatmap img, #video-player video, #layers-face img, #layers-grid img, #layers-rgb img {
+#mix-grid img, #noise-heatmap img, #video-player video, #edit-video video, #layers-face img, #layers-grid img, #layers-rgb img {
   width: 100% !important; height: auto !important; max-height: none !important; object-fit: contain;
 }
 #mix-grid .image-container, #mix-grid .image-frame, #mix-grid button, #noise-heatmap .image-container,
@@ -79,7 +79,7 @@ CSS = """
   width: 100% !important; height: auto !important; max-height: none !important;
 }
 #mix-grid img { width: min(100%, 768px) !important; margin: 0 auto; }
-#video-player video { width: min(100%, 512px) !important; margin: 0 auto; display: block; }
+#video-player video, #edit-video video { width: min(100%, 512px) !important; margin: 0 auto; display: block; }
 """
 
 
@@ -353,7 +353,14 @@ class Studio:
         caption = (f"{x['method']} ({shares} {share_of}); layers {start}-{stop - 1} ({res[start]}² to "
                    f"{res[stop - 1]}²); from -{task.strength:g} to +{task.strength:g} standard deviations of W.")
         strip = self.save(result.grid, dict(result.recipe, output="grid"), "edit.png")
-        return labelled, strip, caption, result.recipe, self.save_w(result, "edit-w.npz")
+        sweep = None
+        if task.video:
+            sweep = self.output_folder() / "edit-sweep.mp4"
+            for done, total in demos.edit_video_steps(G, task, sweep, max_memory=self.memory_budget):
+                if progress is not None:
+                    progress(done / total, desc=f"video frame {done} of {total}")
+            sweep = str(sweep)
+        return labelled, strip, caption, result.recipe, self.save_w(result, "edit-w.npz"), sweep
 
     def _layers(self, model, task, progress):
         """A look inside one layer. Returns the face, the strongest channels, the channels as RGB, what each
@@ -631,8 +638,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     e_random = gr.Button("Random seed", scale=0)
                     e_method, e_components = controls(EditSettings, ["method", "components"], inputs["edit"])
                 with gr.Row():
-                    e_layers, e_strength, _, _ = controls(EditSettings, ["layers", "strength", "steps", "psi"],
-                                                          inputs["edit"])
+                    e_layers, e_strength, _, _, _ = controls(
+                        EditSettings, ["layers", "strength", "steps", "psi", "video"], inputs["edit"])
                 with gr.Accordion("Start from a W file, or use a directions file (method file)", open=False):
                     with gr.Row():
                         controls(EditSettings, ["w_file", "directions_file"], inputs["edit"])
@@ -643,9 +650,10 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 with gr.Row():
                     e_strip = gr.File(label="Download the strip (PNG with its recipe)")
                     e_w = gr.File(label="Their W (.npz, NVIDIA's layout)")
+                e_video = gr.Video(label="The sweep (MP4, recipe in its metadata)", elem_id="edit-video")
                 e_recipe = gr.JSON(label="Recipe", visible=False)
                 e_note = gr.Markdown()
-                results["edit"] = ([e_gallery, e_strip, e_caption, e_recipe, e_w], e_note)
+                results["edit"] = ([e_gallery, e_strip, e_caption, e_recipe, e_w, e_video], e_note)
                 gr.Examples([[1, "ganspace", "0", "all"], [1, "sefa", "0", "coarse"], [1, "sefa", "1", "middle"]],
                             [e_seed, e_method, e_components, e_layers])
                 e_random.click(random_seed, None, e_seed, api_name=False)

@@ -150,8 +150,14 @@ def cmd_mix(args, task):
 
 def cmd_edit(args, task):
     out = _png_path(args.out)
-    result = demos.edit(_load(args), task, max_images=args.max_images)
+    G = _load(args)
+    result = demos.edit(G, task, max_images=args.max_images)
     _save(result.grid, out, result.recipe, "grid")
+    if task.video:
+        sweep = out.with_name(out.stem + "-sweep.mp4")
+        for _ in demos.edit_video_steps(G, task, sweep):
+            pass
+        print(f"wrote {sweep} ({demos.SWEEP_FRAMES} frames)")
     _save_w(args, result)
     start, stop = result.extras["layers"]
     shares = ", ".join(f"{i}: {share:.1%}" for (i, _), share in zip(task.components, result.extras["explained"]))
@@ -290,7 +296,7 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
     "edit": (settings.EditSettings, "move a face along semantic directions (SeFa, GANSpace or a file)",
              "python -m stylegan edit --seed 1 --method ganspace --components 0 --strength 3 --out edit.png\n"
              "         python -m stylegan edit --w projected_w.npz --method file --directions age.npy --out older.png",
-             cmd_edit, ("edit.png", "the strip of faces, a .png")),
+             cmd_edit, ("edit.png", "the strip of faces, a .png; with --video, OUT-sweep.mp4 too")),
     "layers": (settings.LayersSettings, "a look inside one layer: its strongest channels, the channels as RGB, "
                "and what each resolution's toRGB adds",
                "python -m stylegan layers --seed 1 --layer 4 --out layer4.png",

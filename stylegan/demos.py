@@ -322,32 +322,45 @@ def interpolation_video(G, settings=None, out_path=None, *, progress=None, max_f
 def interpolation_video_steps(G, settings=None, out_path=None, *, max_frames=MAX_FRAMES, max_memory=None, **fields):
     """interpolation_video as a generator: yields (frames done, total) after every batch and returns
     (path, recipe). Closed early (a cancelled request), it stops and removes its unfinished file."""
-    import imageio.v2 as imageio
-
     args = () if settings is None else (settings,)
     s = _settings(VideoSettings, args, fields).resolve(G, max_frames=max_frames, max_memory=max_memory)
-    out_path = Path(out_path)
-    fmt = out_path.suffix.lower()
+    _check_video_path(out_path)
+    total = s.frame_count()
+    first_ws = None if s.w_file is None else torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))
+    latents = video_latents(G, list(s.seeds), s.frames_per_transition, s.space, s.easing, s.loop, s.psi, s.class_idx,
+                            first_ws)
+    return (yield from write_video_steps(G, latents, total, out_path, s.fps, s.batch_size, s.noise_mode,
+                                         s.to_recipe(G, frames=total)))
+
+
+def _check_video_path(out_path):
+    fmt = Path(out_path).suffix.lower()
     if fmt not in (".mp4", ".gif"):
         raise SettingsError(f"Videos are written as .mp4 or .gif, not {fmt or 'a file without a suffix'}.")
-    total = s.frame_count()
-    recipe = s.to_recipe(G, frames=total)
+
+
+def write_video_steps(G, latents, total, out_path, fps, batch_size, noise_mode, recipe):
+    """Render latents ((frame index, ws [1, num_ws, w_dim]) pairs) in batches into an MP4 (H.264, yuv420p,
+    the recipe in its metadata) or a GIF. Yields (frames done, total) after every batch; returns (path,
+    recipe). The file appears only when complete; closed early, it removes its unfinished file."""
+    import imageio.v2 as imageio
+
+    out_path = Path(out_path)
+    fmt = out_path.suffix.lower()
     tmp = temporary_beside(out_path)
     try:
         if fmt == ".mp4":
-            writer = imageio.get_writer(tmp, format="FFMPEG", fps=s.fps, codec="libx264", pixelformat="yuv420p",
+            writer = imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264", pixelformat="yuv420p",
                                         quality=8, macro_block_size=1,
                                         output_params=["-metadata", "comment=" + json.dumps(recipe)])
         else:
-            writer = imageio.get_writer(tmp, format="GIF", duration=1000 / s.fps, loop=0)
+            writer = imageio.get_writer(tmp, format="GIF", duration=1000 / fps, loop=0)
         try:
             pending = []
-            first_ws = None if s.w_file is None else torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))
-            for i, ws in video_latents(G, list(s.seeds), s.frames_per_transition, s.space, s.easing, s.loop, s.psi,
-                                       s.class_idx, first_ws):
+            for i, ws in latents:
                 pending.append(ws)
-                if len(pending) == s.batch_size or i == total - 1:
-                    frames = synthesize(G, torch.cat(pending), s.batch_size, noise_mode=s.noise_mode, noise_seed=0)
+                if len(pending) == batch_size or i == total - 1:
+                    frames = synthesize(G, torch.cat(pending), batch_size, noise_mode=noise_mode, noise_seed=0)
                     for frame in to_pil(frames):
                         writer.append_data(np.asarray(frame.convert("RGB")))
                     pending = []
@@ -390,17 +403,22 @@ def combined_direction(G, s, found):
     return total
 
 
-def edit(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
-    """A face moved along directions: `steps` faces from -strength to +strength (the start face in the
-    middle when steps is odd), the ws of layers [start, stop) moved. Takes an EditSettings or its fields."""
-    s = _settings(EditSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
-    start, stop = s.layers
+def _edit_start(G, s):
+    """The start face's ws [num_ws, w_dim], the directions and the step [w_dim] of strength 1."""
     if s.w_file is not None:
         w0 = torch.from_numpy(w_file_ws(G, s.w_file)[s.w_index]).to(model_device(G))
     else:
         w0 = seeds_to_ws(G, [s.seed], s.psi, s.truncation_cutoff, s.class_idx)[0]
     found = find_directions(G, s)
-    step = torch.from_numpy(combined_direction(G, s, found)).to(w0)
+    return w0, found, torch.from_numpy(combined_direction(G, s, found)).to(w0)
+
+
+def edit(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
+    """A face moved along directions: `steps` faces from -strength to +strength (the start face in the
+    middle when steps is odd), the ws of layers [start, stop) moved. Takes an EditSettings or its fields."""
+    s = _settings(EditSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
+    start, stop = s.layers
+    w0, found, step = _edit_start(G, s)
     offsets = np.linspace(-s.strength, s.strength, s.steps)
     ws = w0.repeat(s.steps, 1, 1)
     for i, offset in enumerate(offsets):
@@ -410,6 +428,27 @@ def edit(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     return Result(images, make_grid(images, 1, len(images)), s.to_recipe(G), {
         "offsets": offsets.tolist(), "layers": (start, stop), "method": found.method,
         "explained": [float(explained[i]) for i, _ in s.components]}, settings=s, ws=ws.cpu())
+
+
+SWEEP_FRAMES, SWEEP_FPS = 48, 24
+
+
+def edit_video_steps(G, settings, out_path, *, max_memory=None):
+    """The edit as a looping video: from the start face to +strength, back through it to -strength and
+    home, SWEEP_FRAMES frames (a sine of the strength). Yields (done, total); returns (path, recipe)."""
+    s = settings.resolve(G, max_memory=max_memory)
+    _check_video_path(out_path)
+    start, stop = s.layers
+    w0, _, step = _edit_start(G, s)
+
+    def latents():
+        for i in range(SWEEP_FRAMES):
+            ws = w0.clone().unsqueeze(0)
+            ws[0, start:stop] += s.strength * math.sin(2 * math.pi * i / SWEEP_FRAMES) * step
+            yield i, ws
+    recipe = s.to_recipe(G, frames=SWEEP_FRAMES, fps=SWEEP_FPS, output="sweep")
+    return (yield from write_video_steps(G, latents(), SWEEP_FRAMES, out_path, SWEEP_FPS, min(s.batch_size, 4),
+                                         s.noise_mode, recipe))
 
 
 # ----------------------------------------------------------------------------- 6. a look inside

@@ -656,6 +656,7 @@ class EditSettings(Settings):
                               kind="float", low=0.0, high=10.0, step=0.5)
     steps: int = setting(7, "faces in the strip", _whole("The number of faces in the strip", 2, 31), kind="int",
                          low=2, high=15, step=1)
+    video: bool = setting(False, "also a looping video of the sweep (MP4)", bool, kind="bool")
     psi: float = setting(0.7, **PSI)
     truncation_cutoff: int = setting(None, **CUTOFF)
     noise_mode: str = setting("const", **dict(NOISE_MODE, in_app=False))

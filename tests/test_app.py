@@ -181,14 +181,18 @@ def test_edit_inside_and_w_files_through_gradio_client(running_app):
     saved = np.load(w_file)["w"]
     assert saved.shape == (2, 8, 32) and saved.dtype == np.float32
 
-    strip, png, caption, recipe, edit_w = client.predict(model=MODEL, seed=7, method="ganspace", components="0, 2*-1",
-                                                         strength=2, steps=5, api_name="/edit")
+    strip, png, caption, recipe, edit_w, sweep = client.predict(model=MODEL, seed=7, method="ganspace",
+                                                                components="0, 2*-1", strength=2, steps=5,
+                                                                video=True, api_name="/edit")
+    frames = iio.imread(sweep["video"] if isinstance(sweep, dict) else sweep)
+    assert frames.shape == (48, 32, 32, 3)
     assert len(strip) == 5 and Image.open(png).size == (5 * 32, 32)
     assert recipe["components"] == [[0, 1.0], [2, -1.0]] and "ganspace" in caption
     assert np.array_equal(np.load(edit_w)["w"][2], saved[1])  # strength 0 in the middle: seed 7's w
 
-    strip, png, caption, recipe, _ = client.predict(model=MODEL, w_file=handle_file(w_file), strength=0, steps=3,
-                                                    api_name="/edit")
+    strip, png, caption, recipe, _, sweep = client.predict(model=MODEL, w_file=handle_file(w_file), strength=0,
+                                                           steps=3, api_name="/edit")
+    assert sweep is None
     assert recipe["w_file"].startswith("sha256:") and str(Path(w_file).parent) not in str(recipe)
     face = np.asarray(Image.open(gallery[0]["image"]))
     assert all(np.abs(np.asarray(Image.open(item["image"])).astype(int) - face).max() <= 1 for item in strip)

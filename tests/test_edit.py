@@ -336,3 +336,17 @@ def test_noise_and_video_start_from_a_w_file(bundled, tmp_path):
         demos.interpolation_video(bundled, seeds="5", w_file=str(tmp_path / "mine.npz"), space="z",
                                   out_path=tmp_path / "z.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.npz", "walk.mp4"]
+
+
+def test_edit_video_sweeps_out_and_back(capsys, tmp_path):
+    status, out, err = run_main(capsys, "edit", "--seed", "3", "--method", "ganspace", "--strength", "2", "--video",
+                                "--out", tmp_path / "edit.png")
+    assert status == 0, err
+    import imageio.v3 as iio
+    frames = iio.imread(tmp_path / "edit-sweep.mp4", extension=".mp4").astype(int)
+    assert frames.shape == (48, 64, 64, 3)
+    strip = pixels(tmp_path / "edit.png")
+    start_face, plus = strip[:, 3 * 64:4 * 64], strip[:, 6 * 64:]
+    assert np.abs(frames[0] - start_face).mean() < 3  # starts at the start face (H.264 is lossy)
+    assert np.abs(frames[12] - plus).mean() < 3  # a quarter in: +strength, the strip's last face
+    assert np.abs(frames[12] - frames[36]).mean() > 5
