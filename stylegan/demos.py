@@ -125,6 +125,11 @@ def seeds_to_ws(G, seeds, psi=1.0, truncation_cutoff=None, class_idx=None):
         return torch.stack([cache[k] for k in keys])
 
 
+def file_ws(G, given):
+    """The ws [N, num_ws, w_dim] of a W file given in settings, checked to fit G, on G's device."""
+    return torch.from_numpy(w_file_ws(G, given)).to(model_device(G))
+
+
 def synthesize(G, ws, batch_size, pad=False, **synthesis_kwargs):
     """Synthesis in batches (planner.plan_batch sizes them); noise seeds (one per image) follow the batches.
 
@@ -169,7 +174,7 @@ def generate(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     fields. max_memory: refuse requests estimated to need more bytes (planner.estimate_memory)."""
     s = _settings(GenerateSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
     if s.w_file is not None:  # rendered as they are, as NVIDIA's generate.py renders a projected_w
-        ws = torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))
+        ws = file_ws(G, s.w_file)
     else:
         ws = seeds_to_ws(G, list(s.seeds), s.psi, s.truncation_cutoff, s.class_idx)
     images = to_pil(synthesize(G, ws, s.batch_size, noise_mode=s.noise_mode, noise_seed=s.noise_seed,
@@ -192,7 +197,7 @@ def style_mix(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     ws = dict(zip(unique, seeds_to_ws(G, unique, s.psi, s.truncation_cutoff, s.class_idx)))
     if s.w_file is not None:  # rows are the file's faces, keyed by their place in it
         rows = [f"w{i}" for i in range(s.rows())]
-        ws.update(zip(rows, torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))))
+        ws.update(zip(rows, file_ws(G, s.w_file)))
         unique = rows + list(dict.fromkeys(s.col_seeds))
     mixed = []
     for r in rows:
@@ -231,7 +236,7 @@ def noise_study(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     """
     s = _settings(NoiseSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
     if s.w_file is not None:
-        w = torch.from_numpy(w_file_ws(G, s.w_file)[:1]).to(model_device(G))
+        w = file_ws(G, s.w_file)[:1]
     else:
         w = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
     noise_seeds = [s.noise_seed + k for k in range(s.num_samples)]
@@ -326,7 +331,7 @@ def interpolation_video_steps(G, settings=None, out_path=None, *, max_frames=MAX
     s = _settings(VideoSettings, args, fields).resolve(G, max_frames=max_frames, max_memory=max_memory)
     _check_video_path(out_path)
     total = s.frame_count()
-    first_ws = None if s.w_file is None else torch.from_numpy(w_file_ws(G, s.w_file)).to(model_device(G))
+    first_ws = None if s.w_file is None else file_ws(G, s.w_file)
     latents = video_latents(G, list(s.seeds), s.frames_per_transition, s.space, s.easing, s.loop, s.psi, s.class_idx,
                             first_ws)
     return (yield from write_video_steps(G, latents, total, out_path, s.fps, s.batch_size, s.noise_mode,
@@ -406,7 +411,7 @@ def combined_direction(G, s, found):
 def _edit_start(G, s):
     """The start face's ws [num_ws, w_dim], the directions and the step [w_dim] of strength 1."""
     if s.w_file is not None:
-        w0 = torch.from_numpy(w_file_ws(G, s.w_file)[s.w_index]).to(model_device(G))
+        w0 = file_ws(G, s.w_file)[s.w_index]
     else:
         w0 = seeds_to_ws(G, [s.seed], s.psi, s.truncation_cutoff, s.class_idx)[0]
     found = find_directions(G, s)
@@ -460,7 +465,7 @@ def look_inside(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     from . import inside  # it builds on this module's pictures
     s = _settings(LayersSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
     if s.w_file is not None:
-        ws = torch.from_numpy(w_file_ws(G, s.w_file)[:1]).to(model_device(G))
+        ws = file_ws(G, s.w_file)[:1]
     else:
         ws = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
     look = inside.look_inside(G, ws, s.layer, count=s.channels, noise_mode=s.noise_mode)

@@ -339,7 +339,8 @@ def test_regenerate_respects_the_image_limit(capsys, model, tmp_path):
     assert np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "many.png"))
 
 
-@pytest.mark.parametrize("command", ["generate", "mix", "noise", "video", "regenerate", "info", "convert"])
+@pytest.mark.parametrize("command", ["generate", "mix", "noise", "video", "edit", "layers", "directions", "regenerate",
+                                     "info", "convert"])
 def test_help_has_examples(capsys, command):
     status, out, _ = run_main(capsys, command, "--help")
     assert status == 0 and "example: python -m stylegan " + command in out
