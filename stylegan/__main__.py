@@ -195,6 +195,34 @@ def cmd_layers(args, task):
     _save_w(args, result)
 
 
+def cmd_project(args, task):
+    from tqdm import tqdm
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"cannot write into {out}: it is a file, not a folder.")
+    _check_folder(out.parent, out)
+    G = _load(args)
+    steps = demos.project_steps(G, task, args.photo)
+    with tqdm(total=task.steps, unit="step", disable=args.quiet) as bar:
+        while True:
+            try:
+                progress = next(steps)
+            except StopIteration as finished:
+                result = finished.value
+                break
+            bar.update(progress.step - bar.n)
+            if progress.loss is not None:
+                bar.set_postfix(loss=f"{progress.loss:.4f}")
+    files = {"aligned.png": (result.aligned, None), "reconstruction.png": (result.reconstruction, result.recipe),
+             "compare.png": (result.comparison, None)}
+    for path in outputs.save_pngs(out, files, {"projected_w.npz": result.w_file}):
+        print(f"wrote {path}")
+    for note in result.notes:
+        print(note)
+    print(f"PSNR {result.psnr:.1f} dB against the aligned photo; losses: {', '.join(result.losses)}. "
+          f"Render it again: python -m stylegan generate --w {out / 'projected_w.npz'} --out again.png")
+
+
 def cmd_directions(args):
     method = args.method
     out = Path(args.out)
@@ -302,6 +330,11 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
                "python -m stylegan layers --seed 1 --layer 4 --out layer4.png",
                cmd_layers, ("layer.png", "the channels' grid; OUT-rgb.png gets the channels projected to RGB and "
                                         "OUT-torgb.png what each toRGB adds (StyleGAN2 skip models)")),
+    "project": (settings.ProjectSettings, "find your own photo's face in W or W+ (align it, then project it)",
+                "python -m stylegan project portrait.jpg --steps 300 --space w+ --out me/\n"
+                "         python -m stylegan edit --w me/projected_w.npz --method ganspace --out me-edit.png",
+                cmd_project, ("projection", "a folder: aligned.png, reconstruction.png (with its recipe), "
+                                            "compare.png and projected_w.npz (NVIDIA's layout)")),
 }
 SAVES_W = ("generate", "mix", "noise", "edit", "layers")
 
@@ -340,7 +373,10 @@ def build_parser():
         p.add_argument("--model", help="checkpoint: path, hf://owner/repo/file.pkl or https:// URL (default: the bundled model)")
         p.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
         add_settings_options(p, cls)
-        if cls is settings.VideoSettings:
+        if cls is settings.ProjectSettings:
+            p.add_argument("photo", help="a photo (JPEG, PNG, WebP, ...) with a face")
+            p.add_argument("--quiet", action="store_true", help="no progress bar")
+        elif cls is settings.VideoSettings:
             p.add_argument("--max-frames", type=int, default=settings.MAX_FRAMES, help="refuse longer videos")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
         else:

@@ -10,6 +10,8 @@ Limits of a request (max_images, max_frames, max_memory) are the caller's, not s
 input raises SettingsError (also called DemoError here) with one sentence for people.
 """
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -27,8 +29,9 @@ from . import seed_to_z
 from .outputs import RECIPE_KEY, mp4_is_complete, read_recipe, save_png, save_w, temporary_beside  # noqa: F401 (public)
 from .planner import estimate_memory  # noqa: F401 (public)
 from . import directions as semantic
+from . import photos, projection
 from .settings import (MAX_FRAMES, MAX_IMAGES, MAX_SEED, EditSettings, GenerateSettings,  # noqa: F401 (public)
-                       LayersSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings, from_recipe, mixing_presets,
+                       GivenFile, LayersSettings, MixSettings, ProjectSettings, NoiseSettings, SettingsError, VideoSettings, from_recipe, mixing_presets,
                        noise_layer_groups, parse_layer_range, parse_seeds, w_file_ws)
 
 DemoError = SettingsError
@@ -474,6 +477,95 @@ def look_inside(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
         "layer": layer, "channels": look["channels"], "face": look["image"], "rgb": look["rgb"],
         "torgb": look["torgb"], "torgb_reason": look["torgb_reason"],
         "layers": inside.feature_layers(G)}, settings=s, ws=ws.cpu())
+
+
+# ----------------------------------------------------------------------------- 7. your own photo
+
+PREVIEW_EVERY = 25  # steps between previews of a projection
+
+
+@dataclass
+class Progress:
+    step: int  # 0 before the optimisation starts
+    total: int
+    loss: float = None
+    preview: Image.Image = None  # every PREVIEW_EVERY steps and at the end
+    aligned: Image.Image = None  # at step 0: the crop the optimisation reproduces
+
+
+@dataclass
+class Projected:
+    aligned: Image.Image  # the photo's face, cropped as FFHQ's (the target)
+    reconstruction: Image.Image  # what the saved ws render, with constant noise
+    comparison: Image.Image  # target | reconstruction
+    ws: torch.Tensor  # [1, num_ws, w_dim]
+    w_file: bytes  # the ws as a W file (NVIDIA's projected_w.npz layout)
+    recipe: dict  # the reconstruction's: a generate recipe naming the W file by its sha256
+    losses: list  # the loss terms used
+    psnr: float  # dB, reconstruction against target
+    notes: list  # sentences for people (several faces, a small photo)
+
+
+def aligned_face(G, photo, aligned):
+    """(the photo's face as the model's training faces were cropped, notes for people)."""
+    image = photos.open_photo(photo)
+    size = G.img_resolution
+    notes = []
+    if aligned:
+        side = min(image.size)
+        if side < size:
+            notes.append(f"The photo is {side} px across, smaller than the model's {size} px: the result will be "
+                         "blurry.")
+        left, top = (image.width - side) // 2, (image.height - side) // 2
+        return image.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS), notes
+    from . import faces  # its weights load on first use
+    found = faces.detect_faces(image)
+    if not found:
+        raise SettingsError("No face was found in the photo; if it is already an aligned face crop, say so "
+                            "(the 'already aligned' box, or --aligned).")
+    if len(found) > 1:
+        notes.append(f"{len(found)} faces were found; the largest is used.")
+    _, face_side = photos.ffhq_quad(found[0].landmarks)
+    if face_side < size:
+        notes.append(f"The face is about {face_side:.0f} px across in the photo, smaller than the model's {size} px: "
+                     "the result will be blurry.")
+    return photos.align_ffhq(image, found[0].landmarks, size), notes
+
+
+def project_steps(G, settings, photo, *, max_memory=None):
+    """Your own photo in W or W+: opened upright, its largest face aligned (unless settings.aligned),
+    then projected. Yields Progress (the aligned crop first, previews on the way); returns Projected.
+    Closed early (a cancel), it stops at the next step. The photo appears in no recipe."""
+    s = _settings(ProjectSettings, (settings,), {}).resolve(G, max_memory=max_memory)
+    target, notes = aligned_face(G, photo, s.aligned)
+    yield Progress(0, s.steps, aligned=target)
+    steps = projection.project_steps(G, target, s.space, s.steps, s.class_idx, s.seed, None if s.lpips else False)
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as finished:
+            ws, losses = finished.value
+            break
+        preview = None
+        if step.step % PREVIEW_EVERY == 0:
+            preview = to_pil(synthesize(G, step.ws, 1, noise_mode="const"))[0]
+        yield Progress(step.step, step.total, step.loss, preview)
+    reconstruction = to_pil(synthesize(G, ws, 1, noise_mode="const"))[0]
+    w_file = w_file_bytes(ws)
+    given = GivenFile(hashlib.sha256(w_file).hexdigest(), "projected_w.npz", {"w": ws.cpu().numpy()})
+    recipe = GenerateSettings(seeds=[0], w_file=given, class_idx=s.class_idx).resolve(G).to_recipe(
+        G, projected=dict(s.to_recipe(), losses=losses))
+    fit = projection.psnr(reconstruction, target)
+    yield Progress(s.steps, s.steps, step.loss, reconstruction)
+    return Projected(target, reconstruction, make_grid([target, reconstruction], 1, 2), ws.cpu(), w_file, recipe,
+                     losses, fit, notes)
+
+
+def w_file_bytes(ws):
+    """A W file's bytes (NVIDIA's projected_w.npz layout), to hash before writing."""
+    buffer = io.BytesIO()
+    np.savez(buffer, w=ws.detach().cpu().numpy().astype(np.float32))
+    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------- recipes

@@ -53,9 +53,9 @@ def save_png(image, path, recipe=None):
     return Path(path)
 
 
-def save_pngs(folder, files):
-    """files: {name: (image, recipe)}, written into folder all or none: first into a temporary
-    folder beside it, then moved in."""
+def save_pngs(folder, files, raw=None):
+    """files: {name: (image, recipe)}, and raw: {name: bytes}, written into folder all or none: first
+    into a temporary folder beside it, then moved in."""
     folder = Path(folder)
     try:
         tmp = Path(tempfile.mkdtemp(prefix="." + folder.name + ".", dir=folder.parent))
@@ -64,8 +64,11 @@ def save_pngs(folder, files):
     try:
         for name, (image, recipe) in files.items():
             save_png(image, tmp / name, recipe)
+        for name, data in (raw or {}).items():
+            (tmp / name).write_bytes(data)
+        names = [*files, *(raw or {})]
         if folder.exists():
-            for name in files:
+            for name in names:
                 os.replace(tmp / name, folder / name)
         else:
             os.rename(tmp, folder)
@@ -73,7 +76,7 @@ def save_pngs(folder, files):
         raise SettingsError(f"Cannot write into {folder}: {e.strerror or e}.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return [folder / name for name in files]
+    return [folder / name for name in names]
 
 
 def read_recipe(path):

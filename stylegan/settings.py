@@ -706,8 +706,31 @@ class LayersSettings(Settings):
         return 1
 
 
+@dataclass(frozen=True)
+class ProjectSettings(Settings):
+    """A photo's face found in W or W+. The photo itself is not a setting: it never enters a recipe or a link."""
+    kind: ClassVar[str] = "project"
+    tab: ClassVar[str] = "photo"
+
+    space: str = setting("w+", "w: one w for all layers, as NVIDIA's projector (edits best); w+: one w per layer "
+                         "(closest likeness)", _choice("Space", ("w", "w+")), kind="choice", choices=("w", "w+"))
+    steps: int = setting(300, "optimisation steps", _whole("The number of steps", 1, 5000), kind="int", low=50,
+                         high=1000, step=50)
+    aligned: bool = setting(False, "the photo is already an aligned face crop: skip face detection", bool,
+                            kind="bool")
+    lpips: bool = setting(True, "use LPIPS (VGG16) too when its weights are on this machine", bool, kind="bool",
+                          in_app=False)
+    class_idx: int = setting(None, **CLASS)
+    seed: int = setting(0, "seed of the noise added to w early in the optimisation",
+                        _whole("Seed", 0, MAX_SEED), kind="int", in_app=False)
+    batch_size: int = setting(None, **BATCH)
+
+    def image_count(self):
+        return 1
+
+
 TASKS = {cls.kind: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings, EditSettings,
-                                   LayersSettings)}
+                                   LayersSettings, ProjectSettings)}
 
 
 def from_recipe(recipe):
