@@ -34,7 +34,7 @@ except ImportError:
 import stylegan
 from stylegan import demos, loading, settings
 from stylegan.settings import (EditSettings, GenerateSettings, LayersSettings, MixSettings, NoiseSettings,
-                               SettingsError, VideoSettings)
+                               ProjectSettings, SettingsError, VideoSettings)
 
 CATALOG = json.loads(loading.CATALOG.read_text())
 BUNDLED_NAME = CATALOG[0]["name"]
@@ -52,7 +52,7 @@ log = logging.getLogger("stylegan.app")
 # kept sharp (nearest neighbour), and whole: no scrolling inside a gallery.
 CSS = """
 #generate-gallery img, #noise-gallery img, #noise-compare img, #mix-grid img, #noise-heatmap img, #video-player video,
-#edit-gallery img, #edit-video video, #layers-face img, #layers-grid img, #layers-rgb img, #layers-torgb img {
+#edit-gallery img, #edit-video video, #photo-aligned img, #photo-preview img, #photo-compare img, #layers-face img, #layers-grid img, #layers-rgb img, #layers-torgb img {
   image-rendering: pixelated;
 }
 #generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container,
@@ -158,10 +158,11 @@ def people_error(e):
     return gr.Error(html.escape(str(e), quote=False), print_exception=False)
 
 
-def endpoint(cls, compute):
-    """An event handler (and API endpoint) for a settings class: its parameters are the model and
-    the settings fields the app offers, by name, with their defaults; it builds the settings (the
-    only check of the inputs) and calls compute(model, settings, progress).
+def endpoint(cls, compute, inputs=()):
+    """An event handler (and API endpoint) for a settings class: its parameters are the model, the
+    task's `inputs` that are not settings (a photo: never in a recipe or link), and the settings
+    fields the app offers, by name, with their defaults; it builds the settings (the only check of
+    the inputs) and calls compute(model, settings, progress, *inputs).
 
     A person's mistake becomes a gr.Error with its sentence, logged in one line; anything else is
     a bug: logged once with its traceback and shown as a short sentence.
@@ -172,7 +173,7 @@ def endpoint(cls, compute):
 
     parameter = inspect.Parameter
     signature = inspect.Signature(
-        [parameter("model", parameter.POSITIONAL_OR_KEYWORD)]
+        [parameter(name, parameter.POSITIONAL_OR_KEYWORD) for name in ("model", *inputs)]
         + [parameter(f.name, parameter.POSITIONAL_OR_KEYWORD, default=f.default) for f in offered]
         + [parameter("progress", parameter.POSITIONAL_OR_KEYWORD, default=progress_default)])
 
@@ -180,21 +181,22 @@ def endpoint(cls, compute):
         """Gradio passes the values by position; Python callers may name them."""
         given = signature.bind(*args, **kwargs).arguments
         fields = {name: given[name] for name in names if name in given}
-        return given["model"], cls(**fields), given.get("progress")
+        return given["model"], cls(**fields), given.get("progress"), [given[name] for name in inputs]
 
     if inspect.isgeneratorfunction(compute):
         def handler(*args, **kwargs):
             with _reported(cls):
-                model, task, progress = values(args, kwargs)
-                yield from compute(model, task, progress)
+                model, task, progress, extra = values(args, kwargs)
+                yield from compute(model, task, progress, *extra)
     else:
         def handler(*args, **kwargs):
             with _reported(cls):
-                model, task, progress = values(args, kwargs)
-                return compute(model, task, progress)
+                model, task, progress, extra = values(args, kwargs)
+                return compute(model, task, progress, *extra)
     handler.__signature__ = signature
     handler.__name__ = compute.__name__
     handler.__doc__ = compute.__doc__ + "\n\nArgs:\n    model: a catalog name, an uploaded file's name or an hf:// path\n" + "".join(
+        f"    {name}: see above\n" for name in inputs) + "".join(
         f"    {f.name}: {settings.spec_of(f).help}\n" for f in offered)
     return handler
 
@@ -231,6 +233,7 @@ class Studio:
         self.video = on_gpu(endpoint(VideoSettings, self._video))
         self.edit = on_gpu(endpoint(EditSettings, self._edit))
         self.layers = on_gpu(endpoint(LayersSettings, self._layers))
+        self.project = on_gpu(endpoint(ProjectSettings, self._project, inputs=("photo",)))
 
     def source_of(self, choice):
         """A model picker value -> a load() source: catalog names map to their source; typed
@@ -361,6 +364,39 @@ class Studio:
                     progress(done / total, desc=f"video frame {done} of {total}")
             sweep = str(sweep)
         return labelled, strip, caption, result.recipe, self.save_w(result, "edit-w.npz"), sweep
+
+    def _project(self, model, task, progress, photo):
+        """Your own photo (a file; it goes into no link, log line or recipe): its face aligned as FFHQ's,
+        then found in W or W+. Yields the aligned crop, the latest preview, target | reconstruction, the
+        W file (NVIDIA's layout), a caption and the reconstruction's recipe, updated as it goes.
+        A generator, so that a cancel stops it at the next step."""
+        if not photo:
+            raise gr.Error("Upload a photo first.")
+        G = self.model(model, progress)
+        steps = demos.project_steps(G, task, photo, max_memory=self.memory_budget)
+        folder = self.output_folder()
+        with contextlib.closing(steps):
+            while True:
+                try:
+                    step = next(steps)
+                except StopIteration as finished:
+                    result = finished.value
+                    break
+                if step.aligned is not None:
+                    aligned = self.save(step.aligned, None, "aligned.png")
+                    yield aligned, gr.skip(), gr.skip(), gr.skip(), "Aligned; finding it in W...", gr.skip()
+                elif step.preview is not None:
+                    demos.save_png(step.preview, folder / f"step{step.step:04d}.png")
+                    yield (gr.skip(), str(folder / f"step{step.step:04d}.png"), gr.skip(), gr.skip(),
+                           f"Step {step.step} of {step.total}, loss {step.loss:.4f}", gr.skip())
+                if progress is not None and step.step:
+                    progress(step.step / step.total, desc=f"step {step.step} of {step.total}")
+        files = demos.save_pngs(folder / "result", {"reconstruction.png": (result.reconstruction, result.recipe),
+                                                    "compare.png": (result.comparison, None)},
+                                {"projected_w.npz": result.w_file})
+        caption = " ".join(result.notes + [f"PSNR {result.psnr:.1f} dB against the aligned photo; losses: "
+                                           f"{', '.join(result.losses)}. Use the W file in the other tabs below."])
+        yield gr.skip(), str(files[0]), str(files[1]), str(files[2]), caption, result.recipe
 
     def _layers(self, model, task, progress):
         """A look inside one layer. Returns the face, the strongest channels, the channels as RGB, what each
@@ -686,12 +722,46 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 i_run_event = i_run.click(studio.layers, [model_box, *app_inputs(LayersSettings, inputs["layers"])],
                                           results["layers"][0], api_name="layers", concurrency_id=COMPUTE)
 
+            with gr.Tab("Your photo", id="photo"):
+                gr.Markdown("Find your own face in the model: the photo's largest face is aligned as the FFHQ "
+                            "faces were (eyes level, the same framing), then the styles that best reproduce it are "
+                            "searched for. **W** (one w for all layers) edits best; **W+** (one per layer) looks "
+                            "closest. The result is a W file, a start face for every other tab. Your photo stays "
+                            "private: it is in no link, log line or recipe, and its files go with the results.")
+                with gr.Row():
+                    p_photo = gr.Image(label="Your photo", type="filepath", sources=["upload", "clipboard", "webcam"],
+                                       elem_id="photo-input")
+                    with gr.Column():
+                        p_inputs = {}
+                        controls(ProjectSettings, ["space", "steps", "aligned"], p_inputs)
+                        p_run = gr.Button("Find it in W", variant="primary")
+                with gr.Row():
+                    p_aligned = gr.Image(label="Aligned crop (the target)", type="filepath", elem_id="photo-aligned")
+                    p_preview = gr.Image(label="Reconstruction (updates as it goes)", type="filepath",
+                                         elem_id="photo-preview")
+                    p_compare = gr.Image(label="Target | reconstruction", type="filepath", elem_id="photo-compare")
+                p_caption = gr.Markdown(elem_id="photo-caption")
+                p_w = gr.File(label="Its W (projected_w.npz, NVIDIA's layout)", elem_id="photo-w")
+                p_recipe = gr.JSON(label="Recipe", visible=False)
+                with gr.Row():
+                    p_to_mix = gr.Button("Mix it with seeds")
+                    p_to_edit = gr.Button("Edit it")
+                    p_to_video = gr.Button("Walk from it in a video")
+                p_inputs["class_idx"] = class_idx
+                p_run.click(studio.project, [model_box, p_photo, *app_inputs(ProjectSettings, p_inputs)],
+                            [p_aligned, p_preview, p_compare, p_w, p_caption, p_recipe], api_name="project",
+                            concurrency_id=COMPUTE)
+
         handlers = {"generate": studio.generate, "mix": studio.style_mix, "noise": studio.noise, "video": studio.video,
                     "edit": studio.edit, "layers": studio.layers}
         for tab, event in (("generate", g_run_event), ("mix", m_run_event), ("noise", n_run_event),
                            ("video", v_run_event), ("edit", e_run_event), ("layers", i_run_event)):
             event.success(share_link(TABS[tab]), [model_box, *app_inputs(TABS[tab], inputs[tab])], results[tab][1],
                           api_name=False)
+
+        for button, tab in ((p_to_mix, "mix"), (p_to_edit, "edit"), (p_to_video, "video")):
+            button.click(lambda w, tab=tab: (w, gr.Tabs(selected=tab)) if w else (gr.skip(), gr.skip()), p_w,
+                         [inputs[tab]["w_file"], tabs], api_name=False)
 
         picked = [info, model_in_use, model_box, pick_note]
         model_box.input(studio.pick, [model_box, model_in_use], picked, api_name="model_info", concurrency_id=COMPUTE)

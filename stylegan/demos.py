@@ -26,7 +26,8 @@ import torch
 from PIL import Image
 
 from . import seed_to_z
-from .outputs import RECIPE_KEY, mp4_is_complete, read_recipe, save_png, save_w, temporary_beside  # noqa: F401 (public)
+from .outputs import (RECIPE_KEY, mp4_is_complete, read_recipe, save_png, save_pngs, save_w,  # noqa: F401 (public)
+                      temporary_beside)
 from .planner import estimate_memory  # noqa: F401 (public)
 from . import directions as semantic
 from . import photos, projection
