@@ -83,7 +83,8 @@ class _Stream:
     array bytes joblib wrote right after it. _read_array checks that it is."""
 
     def __init__(self, data):
-        self.data = memoryview(data)
+        self.bytes = bytes(data)
+        self.data = memoryview(self.bytes)
         self.pos = 0
 
     def read(self, n=-1):
@@ -93,8 +94,8 @@ class _Stream:
         return chunk
 
     def readline(self):
-        end = bytes(self.data[self.pos:]).find(b"\n")
-        return self.read(-1 if end < 0 else end + 1)
+        end = self.bytes.find(b"\n", self.pos)
+        return self.read(-1 if end < 0 else end + 1 - self.pos)
 
 
 _NDARRAY = object()  # what numpy.ndarray resolves to: a value to compare against, never a callable
@@ -104,7 +105,9 @@ def _plain_dtype(spec, align=False, copy=True):
     # numpy.dtype as a pickle calls it (REDUCE with ('f4', False, True)); only simple scalars.
     if not isinstance(spec, str) or spec not in _PLAIN_DTYPES:
         raise pickle.UnpicklingError(f"weights: dtype {spec!r} is not a plain number type")
-    return np.dtype(spec)
+    # A copy, as numpy's own pickles ask: BUILD then sets its byte order, which numpy's shared
+    # dtype singletons would silently ignore.
+    return np.dtype(spec, copy=True)
 
 
 class _WeightsUnpickler(pickle.Unpickler):
@@ -113,7 +116,7 @@ class _WeightsUnpickler(pickle.Unpickler):
     a marker) and numpy.dtype (only plain number types). Everything else is refused."""
 
     def __init__(self, stream):
-        super().__init__(stream, encoding="bytes")
+        super().__init__(stream)
         self.stream = stream
         reader = self
 
@@ -167,7 +170,8 @@ class _WeightsUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError("weights: an array longer than the file")
         array = np.frombuffer(stream.read(nbytes), dtype=dtype, count=count)
         array = array.reshape(shape[::-1]).T if order == "F" else array.reshape(shape)
-        return np.ascontiguousarray(array.astype(dtype.newbyteorder("="), copy=False))
+        # A writable copy in native byte order, free of the decompressed buffer.
+        return np.array(array, dtype=dtype.newbyteorder("="), order="C", copy=True)
 
 
 def read_weights(path):
@@ -182,7 +186,7 @@ def read_weights(path):
     except RuntimeError as e:
         raise pickle.UnpicklingError(f"weights: {Path(path).name} is not an LZ4 frame ({e})") from None
     if not decompressor.eof:
-        raise pickle.UnpicklingError(f"weights: {Path(path).name} is damaged or larger than expected")
+        raise pickle.UnpicklingError(f"weights: {Path(path).name} is not a whole LZ4 frame, or larger than expected")
     return unpickle_arrays(data)
 
 
@@ -504,6 +508,7 @@ def detect_faces(image, min_face_size=20, thresholds=(0.6, 0.7, 0.8), max_side=1
         for i in keep:
             # Pixel centres scale about the image's corner at -0.5, edges about 0.
             landmarks = np.stack([(xs[i] + 0.5) * fx - 0.5, (ys[i] + 0.5) * fy - 0.5], axis=1)
+            landmarks.setflags(write=False)  # Face is frozen; so are its landmarks
             box = tuple(float(v) for v in boxes[i] * [fx, fy, fx, fy])
             faces.append(Face(box=box, score=float(scores[i]), landmarks=landmarks))
     faces.sort(key=lambda face: -face.size)
