@@ -80,7 +80,7 @@ class _Stream:
 
     No peek method, on purpose: without one, pickle's C unpickler reads exactly what each
     instruction needs, so when BUILD completes an array wrapper the position is at the
-    array bytes joblib wrote right after it. _read_array checks that it is."""
+    array bytes joblib wrote right after it. read_array checks that it is."""
 
     def __init__(self, data):
         self.bytes = bytes(data)
@@ -393,7 +393,7 @@ class _Crops:
 
     A box is sampled bilinearly from the level of a halving pyramid where it is at most twice
     the output size, so that shrinking a big face to 24 or 48 pixels averages its pixels
-    instead of skipping most of them. Outside the photo is black, as in MTCNN's training."""
+    instead of skipping most of them. Outside the photo is black, as in the original MTCNN's crops."""
 
     def __init__(self, pixels):
         self.levels = [pixels]  # (1, 3, H, W), values 0..255
