@@ -141,7 +141,8 @@ class _WeightsUnpickler(pickle.Unpickler):
         # joblib's NumpyArrayWrapper.read_array, for plain numeric arrays only: one byte giving
         # a padding length, that many 0xff bytes (aligning the data to 16 bytes), the data.
         known = {"subclass", "shape", "order", "dtype", "allow_mmap", "numpy_array_alignment_bytes"}
-        if not isinstance(state, dict) or not set(state) <= known or not {"subclass", "shape", "order", "dtype"} <= set(state):
+        needed = {"subclass", "shape", "order", "dtype"}
+        if not isinstance(state, dict) or not needed <= set(state) <= known:
             raise pickle.UnpicklingError("weights: an array record without the fields joblib writes")
         shape, order, dtype = state["shape"], state["order"], state["dtype"]
         if state["subclass"] is not _NDARRAY:
