@@ -203,16 +203,21 @@ def cmd_project(args, task):
     _check_folder(out.parent, out)
     G = _load(args)
     steps = demos.project_steps(G, task, args.photo)
-    with tqdm(total=task.steps, unit="step", disable=args.quiet) as bar:
+    bar = None  # made once the photo is read and aligned, so that a bad photo prints only its error
+    try:
         while True:
             try:
                 progress = next(steps)
             except StopIteration as finished:
                 result = finished.value
                 break
+            bar = bar or tqdm(total=task.steps, unit="step", disable=args.quiet)
             bar.update(progress.step - bar.n)
             if progress.loss is not None:
                 bar.set_postfix(loss=f"{progress.loss:.4f}")
+    finally:
+        if bar is not None:
+            bar.close()
     files = {"aligned.png": (result.aligned, None), "reconstruction.png": (result.reconstruction, result.recipe),
              "compare.png": (result.comparison, None)}
     for path in outputs.save_pngs(out, files, {"projected_w.npz": result.w_file}):

@@ -548,7 +548,7 @@ def project_steps(G, settings, photo, *, max_memory=None):
             ws, losses = finished.value
             break
         preview = None
-        if step.step % PREVIEW_EVERY == 0:
+        if step.step % PREVIEW_EVERY == 0 or step.step == step.total:
             preview = to_pil(synthesize(G, step.ws, 1, noise_mode="const"))[0]
         yield Progress(step.step, step.total, step.loss, preview)
     reconstruction = to_pil(synthesize(G, ws, 1, noise_mode="const"))[0]
@@ -557,7 +557,6 @@ def project_steps(G, settings, photo, *, max_memory=None):
     recipe = GenerateSettings(seeds=[0], w_file=given, class_idx=s.class_idx).resolve(G).to_recipe(
         G, projected=dict(s.to_recipe(), losses=losses))
     fit = projection.psnr(reconstruction, target)
-    yield Progress(s.steps, s.steps, step.loss, reconstruction)
     return Projected(target, reconstruction, make_grid([target, reconstruction], 1, 2), ws.cpu(), w_file, recipe,
                      losses, fit, notes)
 

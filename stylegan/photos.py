@@ -29,7 +29,10 @@ def open_photo(path, max_pixels=MAX_PHOTO_PIXELS):
         raise
     except FileNotFoundError:
         raise SettingsError("The photo file does not exist.") from None
-    except (Image.DecompressionBombError, Image.UnidentifiedImageError):
+    except Image.DecompressionBombError:  # Pillow's own limit, for sizes far above ours
+        raise SettingsError(f"The photo declares far more than {max_pixels / 1e6:.0f} megapixels; at most "
+                            f"{max_pixels / 1e6:.0f} megapixels are read.") from None
+    except Image.UnidentifiedImageError:
         raise SettingsError("The photo is not an image that can be read (JPEG, PNG, WebP, ...).") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:
         raise SettingsError(f"The photo cannot be read: it seems cut short or damaged ({e}).") from None
@@ -37,10 +40,9 @@ def open_photo(path, max_pixels=MAX_PHOTO_PIXELS):
 
 
 def _as_rgb(im):
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16- or 32-bit grey: scale to 8 bits by its range
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grey (PIL may open it as 32-bit "I"): to 8 bits
         values = np.asarray(im, dtype=np.float64)
-        top = values.max() or 1
-        im = Image.fromarray((values / top * 255).round().astype(np.uint8), "L")
+        im = Image.fromarray((values / 257).round().clip(0, 255).astype(np.uint8), "L")
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
