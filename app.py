@@ -52,7 +52,8 @@ log = logging.getLogger("stylegan.app")
 # kept sharp (nearest neighbour), and whole: no scrolling inside a gallery.
 CSS = """
 #generate-gallery img, #noise-gallery img, #noise-compare img, #mix-grid img, #noise-heatmap img, #video-player video,
-#edit-gallery img, #edit-video video, #photo-aligned img, #photo-preview img, #photo-compare img, #layers-face img, #layers-grid img, #layers-rgb img, #layers-torgb img {
+#edit-gallery img, #edit-video video, #photo-aligned img, #photo-preview img, #photo-compare img, #layers-face img,
+#layers-grid img, #layers-rgb img, #layers-torgb img {
   image-rendering: pixelated;
 }
 #generate-gallery .grid-container, #noise-gallery .grid-container, #noise-compare .grid-container,
@@ -69,13 +70,16 @@ CSS = """
 #layers-torgb .grid-wrap {
   max-height: none !important; height: auto !important; overflow: visible !important;
 }
-#mix-grid img, #noise-heatmap img, #video-player video, #edit-video video, #layers-face img, #layers-grid img, #layers-rgb img {
+#mix-grid img, #noise-heatmap img, #video-player video, #edit-video video, #layers-face img, #layers-grid img,
+#layers-rgb img, #photo-aligned img, #photo-preview img, #photo-compare img {
   width: 100% !important; height: auto !important; max-height: none !important; object-fit: contain;
 }
 #mix-grid .image-container, #mix-grid .image-frame, #mix-grid button, #noise-heatmap .image-container,
 #noise-heatmap .image-frame, #noise-heatmap button, #layers-face .image-container, #layers-face .image-frame,
 #layers-face button, #layers-grid .image-container, #layers-grid .image-frame, #layers-grid button,
-#layers-rgb .image-container, #layers-rgb .image-frame, #layers-rgb button {
+#layers-rgb .image-container, #layers-rgb .image-frame, #layers-rgb button, #photo-aligned .image-container,
+#photo-aligned .image-frame, #photo-aligned button, #photo-preview .image-container, #photo-preview .image-frame,
+#photo-preview button, #photo-compare .image-container, #photo-compare .image-frame, #photo-compare button {
   width: 100% !important; height: auto !important; max-height: none !important;
 }
 #mix-grid img { width: min(100%, 768px) !important; margin: 0 auto; }
@@ -595,7 +599,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     m_random = gr.Button("Random seeds", scale=0)
                 with gr.Row():
                     layers, _ = controls(MixSettings, ["layers", "psi"], inputs["mix"])
-                with gr.Accordion("Rows from a W file (your own faces)", open=False):
+                with gr.Accordion("Rows from a W file (your own faces)", open=False) as m_w_box:
                     controls(MixSettings, ["w_file"], inputs["mix"])
                 m_run = gr.Button("Mix styles", variant="primary")
                 m_grid = gr.Image(label="Style-mixing grid (PNG with its recipe)", type="filepath", elem_id="mix-grid")
@@ -651,7 +655,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                     v_frames = controls(VideoSettings, ["frames_per_transition", "fps"], inputs["video"])
                 with gr.Row():
                     v_more = controls(VideoSettings, ["space", "easing", "loop", "psi"], inputs["video"])
-                with gr.Accordion("Keyframes from a W file (walked in W, before the seeds)", open=False):
+                with gr.Accordion("Keyframes from a W file (walked in W, before the seeds)", open=False) as v_w_box:
                     controls(VideoSettings, ["w_file"], inputs["video"])
                 v_run = gr.Button("Make the video", variant="primary")
                 v_player = gr.Video(label="Video (MP4, recipe in its metadata)", elem_id="video-player")
@@ -676,7 +680,8 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
                 with gr.Row():
                     e_layers, e_strength, _, _, _ = controls(
                         EditSettings, ["layers", "strength", "steps", "psi", "video"], inputs["edit"])
-                with gr.Accordion("Start from a W file, or use a directions file (method file)", open=False):
+                with gr.Accordion("Start from a W file, or use a directions file (method file)",
+                                  open=False) as e_w_box:
                     with gr.Row():
                         controls(EditSettings, ["w_file", "directions_file"], inputs["edit"])
                 e_run = gr.Button("Edit", variant="primary")
@@ -759,9 +764,10 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
             event.success(share_link(TABS[tab]), [model_box, *app_inputs(TABS[tab], inputs[tab])], results[tab][1],
                           api_name=False)
 
-        for button, tab in ((p_to_mix, "mix"), (p_to_edit, "edit"), (p_to_video, "video")):
-            button.click(lambda w, tab=tab: (w, gr.Tabs(selected=tab)) if w else (gr.skip(), gr.skip()), p_w,
-                         [inputs[tab]["w_file"], tabs], api_name=False)
+        for button, tab, box in ((p_to_mix, "mix", m_w_box), (p_to_edit, "edit", e_w_box),
+                                 (p_to_video, "video", v_w_box)):
+            button.click(lambda w, tab=tab: (w, gr.Tabs(selected=tab), gr.Accordion(open=True)) if w else
+                         (gr.skip(),) * 3, p_w, [inputs[tab]["w_file"], tabs, box], api_name=False)
 
         picked = [info, model_in_use, model_box, pick_note]
         model_box.input(studio.pick, [model_box, model_in_use], picked, api_name="model_info", concurrency_id=COMPUTE)

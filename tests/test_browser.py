@@ -58,9 +58,15 @@ def wait_for(driver, css, timeout=60):
     raise AssertionError(f"nothing matching {css!r} appeared within {timeout} s")
 
 
-def click(driver, xpath):
+def click(driver, xpath, timeout=30):
+    """Click the visible element at xpath, once there is one (a tab switch can take a moment)."""
     from selenium.webdriver.common.by import By
-    element = [e for e in driver.find_elements(By.XPATH, xpath) if e.is_displayed()][0]
+    deadline = time.time() + timeout
+    while not (shown := [e for e in driver.find_elements(By.XPATH, xpath) if e.is_displayed()]):
+        if time.time() > deadline:
+            raise AssertionError(f"nothing visible at {xpath!r} within {timeout} s")
+        time.sleep(0.25)
+    element = shown[0]
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
     element.click()
 
@@ -200,6 +206,30 @@ def test_edit_tab_shows_its_strip_and_its_link_the_same_strip(url, browser):
     wait_for(browser, "#layers-grid img")
     wait_for(browser, "#layers-torgb img")
     assert_no_error(browser, "16-inside")
+
+
+def test_your_photo_tab_aligns_projects_and_hands_the_face_to_style_mixing(url, browser):
+    from selenium.webdriver.common.by import By
+    browser.get(url + "?tab=generate&seeds=1")
+    wait_for(browser, "#generate-gallery img")
+    click(browser, "//button[@role='tab' and contains(., 'Your photo')]")
+    upload = [e for e in browser.find_elements(By.CSS_SELECTOR, "#photo-input input[type=file]")][0]
+    upload.send_keys(str(ROOT / "tests" / "photos" / "astronaut.png"))
+    wait_for(browser, "#photo-input img")
+    click(browser, "//button[normalize-space()='Find it in W']")
+    wait_for(browser, "#photo-aligned img", timeout=120)
+    wait_for(browser, "#photo-compare img", timeout=300)
+    caption = wait_for(browser, "#photo-caption p")[0].text
+    assert "PSNR" in caption and "MS-SSIM" in caption
+    assert "astronaut" not in browser.current_url
+    assert_no_error(browser, "17-photo")
+
+    click(browser, "//button[normalize-space()='Mix it with seeds']")
+    click(browser, "//button[normalize-space()='Mix styles']")
+    grid, = _image_sources(browser, "#mix-grid img", 1)
+    rows = _pixels(_fetch(grid)).shape[0] // 32
+    assert rows == 2  # the header row and the one projected face
+    assert_no_error(browser, "18-photo-mixed")
 
 
 def test_error_sentences_are_shown_whole(url, browser):
