@@ -6,7 +6,6 @@ Screenshots are saved in test-artifacts/ (git-ignored) for people to look at.
 import shutil
 import socket
 import time
-from pathlib import Path
 
 import pytest
 
@@ -80,7 +79,7 @@ def assert_no_error(driver, name):
 
 
 def test_every_tab_in_a_real_browser(url, browser):
-    browser.get(url + f"?tab=generate&seeds=0-3")
+    browser.get(url + "?tab=generate&seeds=0-3")
     # The first screen shows faces without a click.
     wait_for(browser, "#generate-gallery img")
     wait_for(browser, "#model-info p")
