@@ -400,7 +400,7 @@ class Studio:
                                 {"projected_w.npz": result.w_file})
         caption = " ".join(result.notes + [f"PSNR {result.psnr:.1f} dB against the aligned photo; losses: "
                                            f"{', '.join(result.losses)}. Use the W file in the other tabs below."])
-        yield gr.skip(), str(files[0]), str(files[1]), str(files[2]), caption, result.recipe
+        yield aligned, str(files[0]), str(files[1]), str(files[2]), caption, result.recipe
 
     def _layers(self, model, task, progress):
         """A look inside one layer. Returns the face, the strongest channels, the channels as RGB, what each

@@ -208,6 +208,22 @@ def test_edit_inside_and_w_files_through_gradio_client(running_app):
         client.predict(model=MODEL, components="40", api_name="/edit")
 
 
+def test_project_a_photo_through_gradio_client(running_app):
+    from gradio_client import Client, handle_file
+    client = Client(running_app, verbose=False)
+    photo = Path(__file__).parent / "photos" / "astronaut.png"
+    aligned, reconstruction, compare, w_file, caption, recipe = client.predict(
+        model=MODEL, photo=handle_file(str(photo)), space="w", steps=50, api_name="/project")
+    assert Image.open(aligned).size == (32, 32) and Image.open(compare).size == (64, 32)
+    w = np.load(w_file)["w"]
+    assert w.shape == (1, 8, 32) and np.array_equal(w[0, 0], w[0, -1])  # W: one w for all layers
+    assert "PSNR" in caption and recipe["projected"]["space"] == "w" and "astronaut" not in str(recipe)
+    with pytest.raises(Exception, match="No face was found"):
+        blank = Path(aligned).with_name("blank.png")
+        Image.new("RGB", (100, 100), "gray").save(blank)
+        client.predict(model=MODEL, photo=handle_file(str(blank)), api_name="/project")
+
+
 def test_endpoints_describe_their_parameters(running_app):
     """view_api() names each endpoint's parameters after the settings fields, with their defaults."""
     from gradio_client import Client
