@@ -378,26 +378,30 @@ class Studio:
             raise gr.Error("Upload a photo first.")
         G = self.model(model, progress)
         steps = demos.project_steps(G, task, photo, max_memory=self.memory_budget)
-        folder = self.output_folder()
-        with contextlib.closing(steps):
-            while True:
-                try:
-                    step = next(steps)
-                except StopIteration as finished:
-                    result = finished.value
-                    break
-                if step.aligned is not None:
-                    aligned = self.save(step.aligned, None, "aligned.png")
-                    yield aligned, gr.skip(), gr.skip(), gr.skip(), "Aligned; finding it in W...", gr.skip()
-                elif step.preview is not None:
-                    demos.save_png(step.preview, folder / f"step{step.step:04d}.png")
-                    yield (gr.skip(), str(folder / f"step{step.step:04d}.png"), gr.skip(), gr.skip(),
-                           f"Step {step.step} of {step.total}, loss {step.loss:.4f}", gr.skip())
-                if progress is not None and step.step:
-                    progress(step.step / step.total, desc=f"step {step.step} of {step.total}")
-        files = demos.save_pngs(folder / "result", {"reconstruction.png": (result.reconstruction, result.recipe),
-                                                    "compare.png": (result.comparison, None)},
-                                {"projected_w.npz": result.w_file})
+        folder = self.output_folder()  # everything made from the photo: removed on a cancel or an error
+        try:
+            with contextlib.closing(steps):
+                while True:
+                    try:
+                        step = next(steps)
+                    except StopIteration as finished:
+                        result = finished.value
+                        break
+                    if step.aligned is not None:
+                        aligned = str(demos.save_png(step.aligned, folder / "aligned.png"))
+                        yield aligned, gr.skip(), gr.skip(), gr.skip(), "Aligned; finding it in W...", gr.skip()
+                    elif step.preview is not None:
+                        preview = str(demos.save_png(step.preview, folder / f"step{step.step:04d}.png"))
+                        yield (gr.skip(), preview, gr.skip(), gr.skip(),
+                               f"Step {step.step} of {step.total}, loss {step.loss:.4f}", gr.skip())
+                    if progress is not None and step.step:
+                        progress(step.step / step.total, desc=f"step {step.step} of {step.total}")
+            files = demos.save_pngs(folder / "result", {"reconstruction.png": (result.reconstruction, result.recipe),
+                                                        "compare.png": (result.comparison, None)},
+                                    {"projected_w.npz": result.w_file})
+        except BaseException:  # also GeneratorExit: the visitor left or pressed stop
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
         caption = " ".join(result.notes + [f"PSNR {result.psnr:.1f} dB against the aligned photo; losses: "
                                            f"{', '.join(result.losses)}. Use the W file in the other tabs below."])
         yield aligned, str(files[0]), str(files[1]), str(files[2]), caption, result.recipe

@@ -345,7 +345,7 @@ class Settings:
         for f in cls.fields():
             spec = spec_of(f)
             text = query.get(spec.query or f.name)
-            if text is None or spec.kind == "file":
+            if text is None:
                 continue
             value = from_text(spec, text)
             if value is not None:
@@ -393,7 +393,9 @@ def as_text(spec, value):
 
 
 def from_text(spec, text):
-    """A field's value from a link's text; None when it does not parse."""
+    """A field's value from a link's text; None when it does not parse (and for files: links carry none)."""
+    if spec.kind == "file":
+        return None
     if spec.kind == "bool":
         return text.lower() in ("1", "true", "yes")
     if spec.kind in ("float", "int", "class", "seed"):

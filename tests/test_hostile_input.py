@@ -86,7 +86,7 @@ def test_url_state(text):
             value = settings.from_text(spec, text)
             if spec.kind == "bool":
                 assert isinstance(value, bool)
-            elif spec.kind in ("seeds", "layers", "choice", "text"):
+            elif spec.kind in ("seeds", "layers", "choice", "text", "components"):
                 assert value == text
             else:
                 assert value is None or (isinstance(value, (int, float)) and value == value

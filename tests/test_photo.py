@@ -6,6 +6,7 @@ import json
 import logging
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -284,3 +285,30 @@ def test_the_cli_finds_the_face_and_a_photo_without_one_exits_2(capsys, tmp_path
     status, out, err = run_main(capsys, "project", tmp_path / "wall.png", "--out", tmp_path / "none")
     assert status == 2 and "No face was found in the photo" in err and "--aligned" in err
     assert not (tmp_path / "none").exists()
+
+
+def test_a_cancelled_projection_leaves_nothing_of_the_photo(face_png):
+    import app
+    studio = app.build_app(None, "cpu").studio
+    updates = studio.project("Offline faces 64 px (bundled)", str(face_png), aligned=True, steps=200)
+    aligned = next(updates)[0]
+    next(updates)  # the first preview
+    assert Path(aligned).exists()
+    updates.close()  # what Gradio does when the visitor leaves or presses stop
+    assert not Path(aligned).parent.exists()
+    assert list(studio.output_dir.rglob("*.png")) == []
+
+
+def test_the_largest_of_several_faces_is_taken_and_said(capsys, tmp_path):
+    face = Image.open(ASTRONAUT).convert("RGB")
+    group = Image.new("RGB", (512, 256), (200, 200, 200))
+    group.paste(face, (0, 0))
+    group.paste(face.resize((160, 160), Image.LANCZOS), (300, 48))
+    group.save(tmp_path / "two.png")
+    status, out, err = run_main(capsys, "project", tmp_path / "two.png", "--steps", "2", "--quiet",
+                                "--out", tmp_path / "out")
+    assert status == 0, err
+    assert "2 faces were found; the largest is used." in out
+    from stylegan import faces
+    alone = photos.align_ffhq(face, faces.detect_faces(face)[0].landmarks, 64)
+    assert np.abs(pixels(tmp_path / "out" / "aligned.png")[8:56, 8:56] - pixels(alone)[8:56, 8:56]).mean() < 8
