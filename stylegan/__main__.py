@@ -23,12 +23,14 @@ def describe(G):
     cutoff = G.default_truncation_cutoff or G.num_ws
     return "\n".join([
         f"source:      {G.source}",
+        f"format:      {getattr(G, 'checkpoint_format', 'built in Python')}",
         f"family:      {G.family}",
         f"resolution:  {G.img_resolution} px, {G.img_channels} channel(s)",
         f"z_dim/w_dim: {G.z_dim} / {G.w_dim}",
         f"num_ws:      {G.num_ws} (resolution of each: {resolutions})",
         f"classes:     {classes}",
-        f"truncation:  psi acts on style inputs 0-{min(cutoff, G.num_ws) - 1} unless --cutoff says otherwise",
+        f"truncation:  psi acts on style inputs 0-{min(cutoff, G.num_ws) - 1} unless --cutoff says otherwise; "
+        f"its centre is {getattr(G, 'truncation_centre', 'w_avg')}",
         f"noise:       {len(G.synthesis.noise_layers)} noise layers" if G.synthesis.has_noise else "noise:       none (no noise inputs)",
         f"parameters:  {params:,}",
         f"sha256:      {G.sha256}",
@@ -215,13 +217,13 @@ def build_parser():
 
     p = sub.add_parser("info", help="describe a checkpoint",
                        epilog="example: python -m stylegan info hf://owner/repo/network.pkl")
-    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file "
+    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .pt, .safetensors or hf://owner/repo/file "
                                              "(default: the bundled model)")
     p.set_defaults(run=cmd_info)
 
     p = sub.add_parser("convert", help="convert a checkpoint to the safe .safetensors format",
                        epilog="example: python -m stylegan convert network.pkl network.safetensors")
-    p.add_argument("source", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file")
+    p.add_argument("source", help="checkpoint: .pkl, .pt, .safetensors or hf://owner/repo/file")
     p.add_argument("out", help="output .safetensors path")
     p.set_defaults(run=cmd_convert)
 
