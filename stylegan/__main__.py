@@ -12,7 +12,7 @@ from pathlib import Path
 from . import settings
 from .settings import SettingsError
 
-demos = loading = outputs = None  # imported by main() after the arguments are parsed
+demos = export = loading = outputs = None  # imported by main() after the arguments are parsed
 
 
 def describe(G):
@@ -49,6 +49,23 @@ def cmd_convert(args):
     except OSError as e:
         raise UsageError(f"cannot write {args.out}: {e.strerror or e}.") from None
     print(f"wrote {args.out}")
+
+
+def cmd_export_onnx(args):
+    out = Path(args.out)
+    if out.suffix.lower() != ".onnx":
+        raise UsageError(f"{out}: the output must be an .onnx file.")
+    _check_folder(out.parent, out)
+    settings.check_psi(args.psi)
+    G = loading.load(args.source, device="cpu")
+    try:
+        inputs = export.export_onnx(G, out, synthesis_only=args.synthesis_only, psi=args.psi, cutoff=args.cutoff,
+                                    noise_mode=args.noise)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}.") from None
+    shapes = "; ".join(f"{name} [{', '.join(map(str, shape))}]" for name, shape in inputs.items())
+    print(f"wrote {out} (input {shapes}; output image [batch, {G.img_channels}, {G.img_resolution}, "
+          f"{G.img_resolution}])")
 
 
 class UsageError(Exception):
@@ -227,6 +244,18 @@ def build_parser():
     p.add_argument("out", help="output .safetensors path")
     p.set_defaults(run=cmd_convert)
 
+    p = sub.add_parser("export-onnx", help="export a generator to ONNX (z [, c] -> image, or ws -> image)",
+                       epilog="example: python -m stylegan export-onnx network.pkl generator.onnx --psi 0.7")
+    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .pt, .safetensors or hf://owner/repo/file "
+                                             "(default: the bundled model)")
+    p.add_argument("out", help="output .onnx path")
+    p.add_argument("--psi", type=float, default=1.0, help="truncation psi, fixed in the graph (default 1)")
+    p.add_argument("--cutoff", type=int, help="truncate only the first CUTOFF style inputs (default: the model's own)")
+    p.add_argument("--noise", choices=["const", "none"], default="const",
+                   help="the per-layer noise: the model's stored constant noise, or none (default const)")
+    p.add_argument("--synthesis-only", action="store_true", help="export ws -> image instead of z [, c] -> image")
+    p.set_defaults(run=cmd_export_onnx)
+
     for name, (cls, help, example, run, (out, out_help)) in COMMANDS.items():
         p = sub.add_parser(name, help=help, epilog="example: " + example,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -255,15 +284,15 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)  # --help ends here, before torch is imported
-    global demos, loading, outputs
-    from . import demos, loading, outputs
+    global demos, export, loading, outputs
+    from . import demos, export, loading, outputs
     try:
         if hasattr(args, "settings_class"):
             values = {f.name: getattr(args, f.name) for f in args.settings_class.fields()}
             args.run(args, args.settings_class(**values))
         else:
             args.run(args)
-    except (UsageError, loading.LoadError, SettingsError) as e:
+    except (UsageError, loading.LoadError, SettingsError, export.ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
