@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import html
 import inspect
-import json
 import logging
 import os
 import random
@@ -35,7 +34,7 @@ import stylegan
 from stylegan import demos, loading, settings
 from stylegan.settings import GenerateSettings, MixSettings, NoiseSettings, SettingsError, VideoSettings
 
-CATALOG = json.loads(loading.CATALOG.read_text())
+CATALOG = loading.read_catalog()
 BUNDLED_NAME = CATALOG[0]["name"]
 MAX_IMAGES = 32  # per request in the app (the library allows more)
 MAX_FRAMES = 600

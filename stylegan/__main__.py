@@ -12,7 +12,7 @@ from pathlib import Path
 from . import settings
 from .settings import SettingsError
 
-demos = export = loading = outputs = None  # imported by main() after the arguments are parsed
+catalog = demos = export = loading = outputs = None  # imported by main() after the arguments are parsed
 
 
 def describe(G):
@@ -66,6 +66,14 @@ def cmd_export_onnx(args):
     shapes = "; ".join(f"{name} [{', '.join(map(str, shape))}]" for name, shape in inputs.items())
     print(f"wrote {out} (input {shapes}; output image [batch, {G.img_channels}, {G.img_resolution}, "
           f"{G.img_resolution}])")
+
+
+def cmd_check_catalog(args):
+    checks = catalog.check_catalog(timeout=args.timeout)
+    print(catalog.table(checks))
+    failed = sum(not check.ok for check in checks)
+    print(f"{len(checks) - failed} of {len(checks)} sources are as the catalog says" + (f"; {failed} are not." if failed else "."))
+    return 1 if failed else 0
 
 
 class UsageError(Exception):
@@ -256,6 +264,12 @@ def build_parser():
     p.add_argument("--synthesis-only", action="store_true", help="export ws -> image instead of z [, c] -> image")
     p.set_defaults(run=cmd_export_onnx)
 
+    p = sub.add_parser("check-catalog", help="check that every source of every catalog model is reachable, "
+                                             "of the listed size and sha256 (downloads nothing)",
+                       epilog="example: python -m stylegan check-catalog")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each server (default 10)")
+    p.set_defaults(run=cmd_check_catalog)
+
     for name, (cls, help, example, run, (out, out_help)) in COMMANDS.items():
         p = sub.add_parser(name, help=help, epilog="example: " + example,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -284,21 +298,22 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)  # --help ends here, before torch is imported
-    global demos, export, loading, outputs
-    from . import demos, export, loading, outputs
+    global catalog, demos, export, loading, outputs
+    from . import catalog, demos, export, loading, outputs
+    status = None  # a command may return its own exit status
     try:
         if hasattr(args, "settings_class"):
             values = {f.name: getattr(args, f.name) for f in args.settings_class.fields()}
             args.run(args, args.settings_class(**values))
         else:
-            args.run(args)
+            status = args.run(args)
     except (UsageError, loading.LoadError, SettingsError, export.ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -114,20 +114,74 @@ def load(source=None, device=None):
 
 
 def resolve(source):
-    """The local file for a source, downloading hf:// paths into the Hugging Face cache."""
+    """The local file for a source, downloading hf:// paths into the Hugging Face cache and URLs into
+    url_cache_dir(). A source of a catalog entry falls back to the entry's other sources."""
     if source is None:
         if not BUNDLED_MODEL.exists():
             raise LoadError(f"The bundled model {BUNDLED_MODEL} is missing; give a checkpoint path or hf:// name.")
         return BUNDLED_MODEL
     source = str(source)
-    if source.startswith("hf://"):
-        return download_from_hub(source)
-    if source.startswith(("https://", "http://")):
-        return download_url(source)
+    if source.startswith(("hf://", "https://", "http://")):
+        entry = catalog_entry(source)
+        return download(source) if entry is None else download_catalog_entry(entry, source)
     path = Path(source).expanduser()
     if not path.is_file():
         raise LoadError(f"{source}: no such checkpoint file.")
     return path
+
+
+def read_catalog(path=None):
+    """The models the app offers: checkpoints/catalog.json, or the file $STYLEGAN_CATALOG names.
+
+    Each entry has a name, its sources in the order to try them (each a url: hf://, https:// or
+    'bundled', with the file's size and sha256 where known), family, resolution, licence and
+    description; `source`, added here, is the first source's url.
+    """
+    path = Path(path or os.environ.get("STYLEGAN_CATALOG") or CATALOG)
+    entries = json.loads(path.read_text())
+    for entry in entries:
+        entry["source"] = entry["sources"][0]["url"]
+    return entries
+
+
+def catalog_entry(source):
+    """The catalog entry one of whose sources is `source`, or None."""
+    return next((e for e in read_catalog() if any(s["url"] == source for s in e["sources"])), None)
+
+
+def download(url):
+    return download_from_hub(url) if url.startswith("hf://") else download_url(url)
+
+
+def download_catalog_entry(entry, first):
+    """A catalog model's file: from `first`, then from the entry's other sources in order, each checked
+    against the size and sha256 the catalog gives (a file that differs is refused and not kept)."""
+    sources = sorted(entry["sources"], key=lambda s: s["url"] != first)
+    reasons = []
+    for source in sources:
+        try:
+            return _checked(download(source["url"]), source)
+        except LoadError as e:
+            reasons.append(str(e).rstrip("."))
+    if len(reasons) == 1:
+        raise LoadError(reasons[0] + ".")
+    raise LoadError(f"{entry['name']}: none of its {len(reasons)} sources gave the model ({'; '.join(reasons)}).")
+
+
+def _checked(path, source):
+    """The downloaded file, if its size and sha256 are those the catalog gives; else removed, and a LoadError."""
+    size = path.stat().st_size
+    problem = None
+    if source.get("size") is not None and size != source["size"]:
+        problem = f"the file has {size:,} bytes where the catalog says {source['size']:,}"
+    elif source.get("sha256") and file_sha256(path) != source["sha256"].lower():
+        problem = "the file's sha256 differs from the catalog's"
+    if problem is None:
+        return path
+    target = path.resolve()  # the Hub's cache links its snapshot to a blob: remove both
+    path.unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
+    raise LoadError(f"{source['url']}: refused, {problem}; it was not kept.")
 
 
 def parse_hub_url(url):
@@ -211,6 +265,13 @@ def is_local(source):
     already in its cache."""
     source = str(source)
     if source in ("None", "bundled") or not source.startswith(("hf://", "http://", "https://")):
+        return True
+    entry = catalog_entry(source)  # a catalog model is local when any of its sources is
+    return any(_is_downloaded(url) for url in ([s["url"] for s in entry["sources"]] if entry else [source]))
+
+
+def _is_downloaded(source):
+    if source == "bundled":
         return True
     if source.startswith("hf://"):
         import huggingface_hub
