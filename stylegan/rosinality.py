@@ -54,6 +54,8 @@ def convert(data):
             raise RosinalityError(f"its g_ema has no tensor {key!r}.")
         return value.to(torch.float32)
 
+    if "iwt.ll" in g or getattr(args, "state", None) and args.state.get("arch", "stylegan2") != "stylegan2":
+        raise RosinalityError("it holds a SWAGAN generator (wavelets), which we do not read: only StyleGAN2's.")
     n_mlp = 0
     while f"style.{n_mlp + 1}.weight" in g:
         n_mlp += 1

@@ -1,8 +1,7 @@
 """rosinality's stylegan2-pytorch .pt checkpoints: the images of its own code, read without running any."""
 
-import pickle
+import argparse
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -122,7 +121,6 @@ def test_namespace_is_never_constructed(tmp_path):
 def test_args_that_contradict_the_weights(tmp_path):
     data = torch.load(OURS.with_suffix(".pt"), weights_only=True)
     path = tmp_path / "odd.pt"
-    import argparse
     torch.save({**data, "args": argparse.Namespace(size=256, latent=32, n_mlp=2)}, path)
     with pytest.raises(stylegan.LoadError, match=r"args say size = 256 but its g_ema has size = 16\.$"):
         stylegan.load(path, device="cpu")
@@ -145,3 +143,11 @@ def test_damaged_files_are_one_sentence(tmp_path, damage):
         stylegan.load(path, device="cpu")
     message = str(e.value)
     assert message.startswith(str(path)) and "\n" not in message and "Error" not in message
+
+
+def test_swagan_is_named(tmp_path):
+    data = torch.load(OURS.with_suffix(".pt"), weights_only=True)
+    path = tmp_path / "swagan.pt"
+    torch.save({**data, "args": argparse.Namespace(arch="swagan", size=16)}, path)
+    with pytest.raises(stylegan.LoadError, match=r"holds a SWAGAN generator \(wavelets\), which we do not read"):
+        stylegan.load(path, device="cpu")
