@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import html
 import inspect
-import json
 import logging
 import os
 import random
@@ -36,7 +35,7 @@ from stylegan import demos, loading, settings
 from stylegan.settings import (EditSettings, GenerateSettings, LayersSettings, MixSettings, NoiseSettings,
                                ProjectSettings, SettingsError, VideoSettings)
 
-CATALOG = json.loads(loading.CATALOG.read_text())
+CATALOG = loading.read_catalog()
 BUNDLED_NAME = CATALOG[0]["name"]
 MAX_IMAGES = 32  # per request in the app (the library allows more)
 MAX_FRAMES = 600
@@ -559,7 +558,7 @@ def build_app(model=None, device=None, policy=None, memory_budget_mb=DEFAULT_MEM
         with gr.Row():
             model_box = gr.Dropdown(catalog_choices(hub_online), value=initial, allow_custom_value=True, scale=3,
                                     label="Model (or type a path, hf://owner/repo/file.pkl or an https:// URL)")
-            upload = gr.File(label="...or upload a .pkl / .safetensors", file_types=[".pkl", ".safetensors"], scale=1)
+            upload = gr.File(label="...or upload a .pkl / .pt / .safetensors", file_types=[".pkl", ".pt", ".safetensors"], scale=1)
         pick_note = gr.Markdown(elem_id="pick-note")
         info = gr.Markdown(elem_id="model-info")
         model_in_use = gr.State(initial)

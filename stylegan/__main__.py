@@ -12,7 +12,7 @@ from pathlib import Path
 from . import settings
 from .settings import SettingsError
 
-demos = loading = outputs = None  # imported by main() after the arguments are parsed
+catalog = demos = export = loading = outputs = None  # imported by main() after the arguments are parsed
 
 
 def describe(G):
@@ -23,12 +23,14 @@ def describe(G):
     cutoff = G.default_truncation_cutoff or G.num_ws
     return "\n".join([
         f"source:      {G.source}",
+        f"format:      {getattr(G, 'checkpoint_format', 'built in Python')}",
         f"family:      {G.family}",
         f"resolution:  {G.img_resolution} px, {G.img_channels} channel(s)",
         f"z_dim/w_dim: {G.z_dim} / {G.w_dim}",
         f"num_ws:      {G.num_ws} (resolution of each: {resolutions})",
         f"classes:     {classes}",
-        f"truncation:  psi acts on style inputs 0-{min(cutoff, G.num_ws) - 1} unless --cutoff says otherwise",
+        f"truncation:  psi acts on style inputs 0-{min(cutoff, G.num_ws) - 1} unless --cutoff says otherwise; "
+        f"its centre is {getattr(G, 'truncation_centre', 'w_avg')}",
         f"noise:       {len(G.synthesis.noise_layers)} noise layers" if G.synthesis.has_noise else "noise:       none (no noise inputs)",
         f"parameters:  {params:,}",
         f"sha256:      {G.sha256}",
@@ -47,6 +49,31 @@ def cmd_convert(args):
     except OSError as e:
         raise UsageError(f"cannot write {args.out}: {e.strerror or e}.") from None
     print(f"wrote {args.out}")
+
+
+def cmd_export_onnx(args):
+    out = Path(args.out)
+    if out.suffix.lower() != ".onnx":
+        raise UsageError(f"{out}: the output must be an .onnx file.")
+    _check_folder(out.parent, out)
+    settings.check_psi(args.psi)
+    G = loading.load(args.source, device="cpu")
+    try:
+        inputs = export.export_onnx(G, out, synthesis_only=args.synthesis_only, psi=args.psi, cutoff=args.cutoff,
+                                    noise_mode=args.noise)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror or e}.") from None
+    shapes = "; ".join(f"{name} [{', '.join(map(str, shape))}]" for name, shape in inputs.items())
+    print(f"wrote {out} (input {shapes}; output image [batch, {G.img_channels}, {G.img_resolution}, "
+          f"{G.img_resolution}])")
+
+
+def cmd_check_catalog(args):
+    checks = catalog.check_catalog(timeout=args.timeout)
+    print(catalog.table(checks))
+    failed = sum(not check.ok for check in checks)
+    print(f"{len(checks) - failed} of {len(checks)} sources are as the catalog says" + (f"; {failed} are not." if failed else "."))
+    return 1 if failed else 0
 
 
 class UsageError(Exception):
@@ -351,7 +378,7 @@ def build_parser():
 
     p = sub.add_parser("info", help="describe a checkpoint",
                        epilog="example: python -m stylegan info hf://owner/repo/network.pkl")
-    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file "
+    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .pt, .safetensors or hf://owner/repo/file "
                                              "(default: the bundled model)")
     p.set_defaults(run=cmd_info)
 
@@ -368,9 +395,27 @@ def build_parser():
 
     p = sub.add_parser("convert", help="convert a checkpoint to the safe .safetensors format",
                        epilog="example: python -m stylegan convert network.pkl network.safetensors")
-    p.add_argument("source", help="checkpoint: .pkl, .safetensors or hf://owner/repo/file")
+    p.add_argument("source", help="checkpoint: .pkl, .pt, .safetensors or hf://owner/repo/file")
     p.add_argument("out", help="output .safetensors path")
     p.set_defaults(run=cmd_convert)
+
+    p = sub.add_parser("export-onnx", help="export a generator to ONNX (z [, c] -> image, or ws -> image)",
+                       epilog="example: python -m stylegan export-onnx network.pkl generator.onnx --psi 0.7")
+    p.add_argument("source", nargs="?", help="checkpoint: .pkl, .pt, .safetensors or hf://owner/repo/file "
+                                             "(default: the bundled model)")
+    p.add_argument("out", help="output .onnx path")
+    p.add_argument("--psi", type=float, default=1.0, help="truncation psi, fixed in the graph (default 1)")
+    p.add_argument("--cutoff", type=int, help="truncate only the first CUTOFF style inputs (default: the model's own)")
+    p.add_argument("--noise", choices=["const", "none"], default="const",
+                   help="the per-layer noise: the model's stored constant noise, or none (default const)")
+    p.add_argument("--synthesis-only", action="store_true", help="export ws -> image instead of z [, c] -> image")
+    p.set_defaults(run=cmd_export_onnx)
+
+    p = sub.add_parser("check-catalog", help="check that every source of every catalog model is reachable, "
+                                             "of the listed size and sha256 (downloads nothing)",
+                       epilog="example: python -m stylegan check-catalog")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each server (default 10)")
+    p.set_defaults(run=cmd_check_catalog)
 
     for name, (cls, help, example, run, (out, out_help)) in COMMANDS.items():
         p = sub.add_parser(name, help=help, epilog="example: " + example,
@@ -406,22 +451,23 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)  # --help ends here, before torch is imported
-    global demos, loading, outputs
-    from . import demos, loading, outputs
+    global catalog, demos, export, loading, outputs
+    from . import catalog, demos, export, loading, outputs
+    status = None  # a command may return its own exit status
     try:
         if hasattr(args, "settings_class"):
             values = {f.name: getattr(args, f.name) for f in args.settings_class.fields()}
             _check_w_path(args)
             args.run(args, args.settings_class(**values))
         else:
-            args.run(args)
-    except (UsageError, loading.LoadError, SettingsError) as e:
+            status = args.run(args)
+    except (UsageError, loading.LoadError, SettingsError, export.ExportError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted.", file=sys.stderr)
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

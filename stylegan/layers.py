@@ -82,6 +82,7 @@ def symmetric_separable_taps(f):
 
 def _upfirdn2d_dense(x, f, up, down, padding, gain):
     n, c, h, w = x.shape
+    c = int(c)  # see _resample_axis
     if up > 1:
         x = x.reshape(n, c, h, 1, w, 1)
         x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
@@ -109,7 +110,7 @@ def _upfirdn2d_separable(x, f, up, down, padding, gain):
 
 
 def _resample_axis(x, f, up, down, pad0, pad1, dim):
-    c, taps = x.shape[1], f.numel()
+    c, taps = int(x.shape[1]), f.numel()  # int(): a constant in a traced (ONNX) graph, as the kernel's shape must be
     kernel = f.reshape([1, 1, 1, taps] if dim == 3 else [1, 1, taps, 1]).expand(c, -1, -1, -1)
     stride = (1, up) if dim == 3 else (up, 1)
     if up > 1:
@@ -247,8 +248,9 @@ def images_at_once(device, img_resolution, cpu_batch_pixels):
     CPU, where memory traffic rather than arithmetic makes large batches of large images slower
     per image (StyleGAN2 at 1024 px: a third slower in a batch of 8 than alone; StyleGAN3-R at
     256 px: 7.7 s against 4.3 s). There, at most cpu_batch_pixels image pixels at once.
-    The memory planner (planner.plan_batch) sizes the demos' batches by this rule too."""
-    if device.type != "cpu":
+    The memory planner (planner.plan_batch) sizes the demos' batches by this rule too.
+    While traced (ONNX export) any number too: the split would fix the batch size in the graph."""
+    if device.type != "cpu" or torch.jit.is_tracing():
         return None
     return max(cpu_batch_pixels // img_resolution ** 2, 1)
 

@@ -20,11 +20,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import stylegan1, stylegan2, stylegan3, tf_checkpoints
-from .safe_pickle import Record, RefusedGlobal, read_pickle
+from . import rosinality, stylegan1, stylegan2, stylegan3, tf_checkpoints
+from .safe_pickle import Record, RefusedGlobal, read_pickle, read_torch_file
 
 FAMILIES = {"stylegan1": stylegan1.Generator, "stylegan2": stylegan2.Generator, "stylegan3": stylegan3.Generator}
 FORMAT_TAG = "stylegan-generator"
+STORED_W_AVG = "the w_avg stored in the file"
+CHECKPOINT_SUFFIXES = (".pkl", ".pt", ".safetensors")
 # checkpoints/ of the repository: beside the package in a clone, inside it once installed (pyproject.toml).
 _PACKAGE = Path(__file__).resolve().parent
 CHECKPOINTS = _PACKAGE / "checkpoints" if (_PACKAGE / "checkpoints").is_dir() else _PACKAGE.parent / "checkpoints"
@@ -92,14 +94,17 @@ def release_freed_memory():
 
 
 def load(source=None, device=None):
-    """Load a generator: a .pkl or .safetensors path, 'hf://owner/repo/file[@revision]' or an http(s) URL.
+    """Load a generator: a .pkl, .pt or .safetensors path, 'hf://owner/repo/file[@revision]' or an http(s) URL.
 
     With no source, the bundled offline model. Returns the generator in eval mode on `device`
-    (default: CUDA, then MPS, then CPU), with `.source` and `.sha256` describing the file.
+    (default: CUDA, then MPS, then CPU), with `.source` and `.sha256` describing the file,
+    `.checkpoint_format` naming its format and `.truncation_centre` saying where w_avg came from.
     """
     path = resolve(source)
-    family, config, state = read_checkpoint(path)
+    family, config, state, about = read_checkpoint(path)
     G = build(family, config, state, path)
+    G.checkpoint_format = about["format"]
+    G.truncation_centre = about.get("truncation_centre", STORED_W_AVG)
     G.source = str(source) if source is not None else "bundled"
     G.sha256 = file_sha256(path)
     device = torch.device(device) if device is not None else default_device()
@@ -109,20 +114,74 @@ def load(source=None, device=None):
 
 
 def resolve(source):
-    """The local file for a source, downloading hf:// paths into the Hugging Face cache."""
+    """The local file for a source, downloading hf:// paths into the Hugging Face cache and URLs into
+    url_cache_dir(). A source of a catalog entry falls back to the entry's other sources."""
     if source is None:
         if not BUNDLED_MODEL.exists():
             raise LoadError(f"The bundled model {BUNDLED_MODEL} is missing; give a checkpoint path or hf:// name.")
         return BUNDLED_MODEL
     source = str(source)
-    if source.startswith("hf://"):
-        return download_from_hub(source)
-    if source.startswith(("https://", "http://")):
-        return download_url(source)
+    if source.startswith(("hf://", "https://", "http://")):
+        entry = catalog_entry(source)
+        return download(source) if entry is None else download_catalog_entry(entry, source)
     path = Path(source).expanduser()
     if not path.is_file():
         raise LoadError(f"{source}: no such checkpoint file.")
     return path
+
+
+def read_catalog(path=None):
+    """The models the app offers: checkpoints/catalog.json, or the file $STYLEGAN_CATALOG names.
+
+    Each entry has a name, its sources in the order to try them (each a url: hf://, https:// or
+    'bundled', with the file's size and sha256 where known), family, resolution, licence and
+    description; `source`, added here, is the first source's url.
+    """
+    path = Path(path or os.environ.get("STYLEGAN_CATALOG") or CATALOG)
+    entries = json.loads(path.read_text())
+    for entry in entries:
+        entry["source"] = entry["sources"][0]["url"]
+    return entries
+
+
+def catalog_entry(source):
+    """The catalog entry one of whose sources is `source`, or None."""
+    return next((e for e in read_catalog() if any(s["url"] == source for s in e["sources"])), None)
+
+
+def download(url):
+    return download_from_hub(url) if url.startswith("hf://") else download_url(url)
+
+
+def download_catalog_entry(entry, first):
+    """A catalog model's file: from `first`, then from the entry's other sources in order, each checked
+    against the size and sha256 the catalog gives (a file that differs is refused and not kept)."""
+    sources = sorted(entry["sources"], key=lambda s: s["url"] != first)
+    reasons = []
+    for source in sources:
+        try:
+            return _checked(download(source["url"]), source)
+        except LoadError as e:
+            reasons.append(str(e).rstrip("."))
+    if len(reasons) == 1:
+        raise LoadError(reasons[0] + ".")
+    raise LoadError(f"{entry['name']}: none of its {len(reasons)} sources gave the model ({'; '.join(reasons)}).")
+
+
+def _checked(path, source):
+    """The downloaded file, if its size and sha256 are those the catalog gives; else removed, and a LoadError."""
+    size = path.stat().st_size
+    problem = None
+    if source.get("size") is not None and size != source["size"]:
+        problem = f"the file has {size:,} bytes where the catalog says {source['size']:,}"
+    elif source.get("sha256") and file_sha256(path) != source["sha256"].lower():
+        problem = "the file's sha256 differs from the catalog's"
+    if problem is None:
+        return path
+    target = path.resolve()  # the Hub's cache links its snapshot to a blob: remove both
+    path.unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
+    raise LoadError(f"{source['url']}: refused, {problem}; it was not kept.")
 
 
 def parse_hub_url(url):
@@ -177,8 +236,8 @@ def url_cache_dir():
 def download_url(url, timeout=30):
     """A checkpoint from a plain URL, downloaded once into url_cache_dir() (kept there, used offline)."""
     name = Path(urllib.parse.urlsplit(url).path).name
-    if not name.endswith((".pkl", ".safetensors")):
-        raise LoadError(f"{url}: a checkpoint URL must end in .pkl or .safetensors.")
+    if not name.endswith(CHECKPOINT_SUFFIXES):
+        raise LoadError(f"{url}: a checkpoint URL must end in .pkl, .pt or .safetensors.")
     path = url_cache_dir() / hashlib.sha256(url.encode()).hexdigest()[:16] / name
     if path.is_file():
         return path
@@ -206,6 +265,13 @@ def is_local(source):
     already in its cache."""
     source = str(source)
     if source in ("None", "bundled") or not source.startswith(("hf://", "http://", "https://")):
+        return True
+    entry = catalog_entry(source)  # a catalog model is local when any of its sources is
+    return any(_is_downloaded(url) for url in ([s["url"] for s in entry["sources"]] if entry else [source]))
+
+
+def _is_downloaded(source):
+    if source == "bundled":
         return True
     if source.startswith("hf://"):
         import huggingface_hub
@@ -256,11 +322,12 @@ def _detail(error):
 
 
 def read_checkpoint(path):
-    """(family, constructor config, state dict) from a checkpoint file, without running its code.
+    """(family, constructor config, state dict, about) from a checkpoint file, without running its code;
+    about: {"format": in words, "truncation_centre": where w_avg came from, when not the file}.
 
     What the file is comes from its bytes, not its name: NVIDIA's pickles (PyTorch snapshots and
-    the TensorFlow-era (G, D, Gs) tuples) and our safetensors files are read; anything else is a
-    LoadError that says what the file is instead.
+    the TensorFlow-era (G, D, Gs) tuples), rosinality's torch.save files and our safetensors
+    files are read; anything else is a LoadError that says what the file is instead.
     """
     path = Path(path)
     try:
@@ -276,6 +343,8 @@ def read_checkpoint(path):
     if _is_safetensors(head, size):
         return read_safetensors(path)
     what = _file_kind(path, head)
+    if what is TORCH_ZIP:
+        return _from_torch_file(path)
     if what is not None:
         raise not_a_checkpoint(path, f"it is {what}, not a readable checkpoint")
     data = _read_other_pickle(path)  # pickles of protocols 0 and 1 start with any opcode
@@ -320,15 +389,40 @@ def _zip_kind(path):
     except Exception:  # BadZipFile, and whatever else a damaged directory makes zipfile raise
         return "a damaged zip archive"
     if any(name == "data.pkl" or name.endswith("/data.pkl") for name in names):
-        raise _torch_file(path)
+        return TORCH_ZIP
     if names and all(name.endswith(".npy") for name in names):
         return "a NumPy .npz archive"
     return "a zip archive"
 
 
-def _torch_file(path):
-    return LoadError(f"{path} is a PyTorch file (torch.save), which this loader does not read: give NVIDIA's "
-                     ".pkl snapshot or a .safetensors file written by `python -m stylegan convert`.")
+TORCH_ZIP = "a PyTorch file"
+
+
+def _from_torch_file(path):
+    """A torch.save file: rosinality's checkpoints, read by torch's weights-only reader."""
+    try:
+        data = read_torch_file(path)
+    except RefusedGlobal as e:
+        raise LoadError(f"{path}: refused, the file asks to run {e.qualname}, which no checkpoint needs.") from None
+    except MemoryError:
+        raise LoadError(f"{path}: the file is not a readable checkpoint (it claims more memory than there is).") from None
+    except OSError as e:
+        raise LoadError(f"{path}: the file cannot be read ({e.strerror or brief(e, name=False)}).") from None
+    except Exception:  # read_torch_file words damage as UnpicklingError
+        raise LoadError(f"{path}: the file is not a readable checkpoint, it may be truncated or corrupt.") from None
+    kind = rosinality.layout(data)
+    if kind is None:
+        raise LoadError(f"{path} is a PyTorch file (torch.save) with no generator in a layout we read: give "
+                        "rosinality's .pt (with g_ema), NVIDIA's .pkl snapshot or a .safetensors file written by "
+                        "`python -m stylegan convert`.")
+    try:
+        config, state, centre = rosinality.convert(data)
+    except rosinality.RosinalityError as e:
+        raise LoadError(f"{path}: not a readable rosinality checkpoint, {e}") from None
+    except Exception as e:
+        raise LoadError(f"{path}: the rosinality generator's weights are malformed{_detail(e)}.") from None
+    return "stylegan2", config, state, {"format": f"rosinality stylegan2-pytorch .pt ({kind})",
+                                        "truncation_centre": centre}
 
 
 def _is_text(head, size):
@@ -406,7 +500,7 @@ def _from_pickle(path, data):
     """The generator from an unpickled checkpoint, or what the pickle holds instead."""
     if isinstance(data, tuple) and any(isinstance(item, Record) for item in data):
         try:
-            return tf_checkpoints.from_tf_networks(data)
+            return (*tf_checkpoints.from_tf_networks(data), {"format": "NVIDIA TensorFlow pickle (Gs)"})
         except tf_checkpoints.UnsupportedTFCheckpoint as e:
             raise LoadError(f"{path}: {e}") from None
         except Exception as e:
@@ -414,13 +508,13 @@ def _from_pickle(path, data):
     generator = data.get("G_ema") if isinstance(data, dict) else data
     if isinstance(generator, Record):
         try:
-            return _generator_from_record(generator)
+            return (*_generator_from_record(generator), {"format": "NVIDIA PyTorch pickle (G_ema)"})
         except LoadError as e:
             raise LoadError(f"{path}: {e}") from None
         except Exception as e:
             raise LoadError(f"{path}: the generator's records are malformed{_detail(e)}.") from None
     if type(data) is int and data == TORCH_MAGIC_NUMBER:
-        raise _torch_file(path)
+        return _from_torch_file(path)
     if isinstance(data, dict):
         raise not_a_checkpoint(path, "it is a pickle of a dict with no generator in it; NVIDIA's snapshots "
                                      "keep it under 'G_ema'")
@@ -528,7 +622,10 @@ def read_safetensors(path):
         config = json.loads(metadata["config"])
     except (KeyError, ValueError):
         raise LoadError(f"{path}: the architecture record in the file's metadata is missing or damaged.") from None
-    return metadata["family"], config, state
+    about = {"format": "safetensors (written by `python -m stylegan convert`)"}
+    if metadata.get("truncation_centre"):
+        about["truncation_centre"] = metadata["truncation_centre"]
+    return metadata["family"], config, state, about
 
 
 def build(family, config, state, path="checkpoint"):
@@ -556,6 +653,8 @@ def save_safetensors(G, path):
     from safetensors.torch import save_file
     path = Path(path)
     metadata = {"format": FORMAT_TAG, "family": G.family, "config": json.dumps(G.config)}
+    if getattr(G, "truncation_centre", STORED_W_AVG) != STORED_W_AVG:
+        metadata["truncation_centre"] = G.truncation_centre  # stored now, but not chosen by the file's author
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in G.state_dict().items()}
     tmp = path.with_name(path.name + ".partial")
     try:

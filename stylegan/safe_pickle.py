@@ -12,6 +12,7 @@ import io
 import pickle
 import re
 import struct
+import threading
 import warnings
 
 import numpy as np
@@ -50,6 +51,15 @@ class _TFNetworkClass:
         return _tf_network()
 
 
+def _refusal(error, inside):
+    """The RefusedGlobal that torch's weights-only reader words as a page of advice, or None."""
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+    if not refused:
+        return None
+    module, _, name = refused.group(1).rpartition(".")
+    return RefusedGlobal(module, name, inside=inside)
+
+
 def _storage_from_bytes(data):
     # torch.storage._load_from_bytes: the bytes are a torch.save payload of one storage.
     if not isinstance(data, (bytes, bytearray)):
@@ -62,10 +72,9 @@ def _storage_from_bytes(data):
         raise
     except Exception as e:
         # torch's weights-only reader refuses globals with a page of advice; we name the global.
-        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(e))
+        refused = _refusal(e, "a tensor's stored data")
         if refused:
-            module, _, name = refused.group(1).rpartition(".")
-            raise RefusedGlobal(module, name, inside="a tensor's stored data") from None
+            raise refused from None
         raise pickle.UnpicklingError("a tensor's stored data is damaged") from None
     if not isinstance(storage, (torch.UntypedStorage, torch.storage.TypedStorage)):
         raise pickle.UnpicklingError("tensor storage payload holds something else")
@@ -184,3 +193,36 @@ def read_pickle(file):
         raise pickle.UnpicklingError("its data nests too deeply") from None
     except Exception:  # TypeError, ValueError, KeyError, AttributeError... from instructions that do not fit
         raise pickle.UnpicklingError("its instructions are damaged") from None
+
+
+class Namespace(Record):
+    """An argparse.Namespace (rosinality's training options) as plain data: torch's weights-only
+    reader makes this instead, and gives it the Namespace's fields as its state. Nothing of
+    argparse runs."""
+
+    class_name = "argparse.Namespace"
+    state = None
+
+
+_TORCH_FILE_LOCK = threading.Lock()  # torch keeps its list of extra allowed globals in one global
+
+
+def read_torch_file(path):
+    """A torch.save file (zip or legacy), read by torch's weights-only reader: tensors, containers,
+    numbers, strings, and argparse.Namespace as a `Namespace` record. Raises RefusedGlobal for
+    anything else, pickle.UnpicklingError (in words) for damage, MemoryError and OSError."""
+    allow = getattr(torch.serialization, "safe_globals", None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if allow is None:  # torch before 2.5: files without a Namespace still load
+                return torch.load(path, weights_only=True, map_location="cpu")
+            with _TORCH_FILE_LOCK, allow([(Namespace, "argparse.Namespace")]):
+                return torch.load(path, weights_only=True, map_location="cpu")
+    except (MemoryError, OSError):
+        raise
+    except Exception as e:
+        refused = _refusal(e, None)
+        if refused:
+            raise refused from None
+        raise pickle.UnpicklingError("its data is damaged") from None

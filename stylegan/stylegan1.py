@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import layers
-from .layers import FullyConnectedLayer, LRELU_GAIN, noise_generators, random_noise, upfirdn2d
+from .layers import FullyConnectedLayer, LRELU_GAIN, frozen_cached, noise_generators, random_noise, upfirdn2d
 
 DEFAULT_TRUNCATION_CUTOFF = 8
 BLUR_TAPS = torch.tensor([1.0, 2.0, 1.0]) / 4  # separable: [1, 2, 1] x [1, 2, 1] / 16
@@ -84,18 +84,22 @@ class StyleLayer(nn.Module):
         return x * (scale + 1).unsqueeze(-1).unsqueeze(-1) + shift.unsqueeze(-1).unsqueeze(-1)
 
     def _convolve(self, x):
-        w = self.weight * self.weight_gain
         if self.conv == "same":
-            return F.conv2d(x, w, padding=1)
+            return F.conv2d(x, self.weight * self.weight_gain, padding=1)
         if self.conv == "nearest":
-            x = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), w, padding=1)
+            x = F.conv2d(F.interpolate(x, scale_factor=2, mode="nearest"), self.weight * self.weight_gain, padding=1)
         else:
-            # The sum of the 3x3 kernel at four one-pixel shifts: a 4x4 kernel whose stride-2
-            # transposed convolution is the original's fused upsampling convolution.
-            w = F.pad(w, [1, 1, 1, 1])
-            w = w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]
-            x = F.conv_transpose2d(x, w.transpose(0, 1), stride=2, padding=1)
+            # Computed once per model (and so a constant of an ONNX graph, whose shape is known).
+            w = frozen_cached(self, "fused_weight", self.weight, lambda weight: _fused_weight(weight * self.weight_gain))
+            x = F.conv_transpose2d(x, w, stride=2, padding=1)
         return upfirdn2d(x, BLUR_TAPS.to(x.device), padding=(1, 1, 1, 1))
+
+
+def _fused_weight(w):
+    """The sum of the 3x3 kernel at four one-pixel shifts: a 4x4 kernel whose stride-2 transposed
+    convolution is the original's fused upsampling convolution (in conv_transpose2d's layout)."""
+    w = F.pad(w, [1, 1, 1, 1])
+    return (w[:, :, 1:, 1:] + w[:, :, :-1, 1:] + w[:, :, 1:, :-1] + w[:, :, :-1, :-1]).transpose(0, 1)
 
 
 class SynthesisNetwork(nn.Module):

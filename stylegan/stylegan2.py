@@ -140,7 +140,7 @@ class UpsampleConv1x1(nn.Module):
 
 class SynthesisBlock(nn.Module):
     def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture="skip",
-                 conv_clamp=None, use_fp16=False, resample_filter=(1, 3, 3, 1), use_noise=True):
+                 conv_clamp=None, use_fp16=False, resample_filter=(1, 3, 3, 1), use_noise=True, img_resample_filter=None):
         super().__init__()
         if architecture not in ("orig", "skip", "resnet"):
             raise ValueError(f"unknown StyleGAN2 architecture {architecture!r}")
@@ -148,7 +148,8 @@ class SynthesisBlock(nn.Module):
         self.resolution = resolution
         self.architecture = architecture
         self.use_fp16 = use_fp16
-        self.register_buffer("resample_filter", fir_filter_2d(resample_filter))
+        # up-samples the image of the skip architecture
+        self.register_buffer("resample_filter", fir_filter_2d(img_resample_filter or resample_filter))
         self.num_conv = 1 if in_channels == 0 else 2
         self.num_torgb = 1 if (is_last or architecture == "skip") else 0
         if in_channels == 0:
@@ -192,21 +193,32 @@ class SynthesisBlock(nn.Module):
 
 class SynthesisNetwork(nn.Module):
     def __init__(self, w_dim, img_resolution, img_channels, channel_base=32768, channel_max=512, num_fp16_res=0,
-                 architecture="skip", conv_clamp=None, resample_filter=(1, 3, 3, 1), use_noise=True, **unused):
+                 architecture="skip", conv_clamp=None, resample_filter=(1, 3, 3, 1), use_noise=True, channels=None,
+                 img_resample_filter=None, **unused):
+        """channels: each block's width, 4 px first, instead of channel_base // resolution capped at
+        channel_max (rosinality's code and its forks use tables of their own). img_resample_filter:
+        the taps that up-sample the image between blocks, when not resample_filter (rosinality's
+        code keeps [1, 3, 3, 1] there whatever its blur kernel)."""
         super().__init__()
         log2 = int(np.log2(img_resolution))
         if img_resolution < 4 or 2 ** log2 != img_resolution:
             raise ValueError(f"img_resolution must be a power of two >= 4, not {img_resolution}")
         self.w_dim, self.img_resolution, self.img_channels = w_dim, img_resolution, img_channels
         self.block_resolutions = [2 ** i for i in range(2, log2 + 1)]
-        channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        if channels is None:
+            channels = {res: min(channel_base // res, channel_max) for res in self.block_resolutions}
+        elif len(channels) == len(self.block_resolutions):
+            channels = dict(zip(self.block_resolutions, channels))
+        else:
+            raise ValueError(f"channels must give {len(self.block_resolutions)} widths, one per block, not {len(channels)}")
         fp16_resolution = max(2 ** (log2 + 1 - num_fp16_res), 8)
         self.num_ws = 0
         for res in self.block_resolutions:
             block = SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim, res, img_channels,
                                    is_last=(res == img_resolution), architecture=architecture,
                                    conv_clamp=conv_clamp, use_fp16=(res >= fp16_resolution),
-                                   resample_filter=resample_filter, use_noise=use_noise)
+                                   resample_filter=resample_filter, use_noise=use_noise,
+                                   img_resample_filter=img_resample_filter)
             self.num_ws += block.num_conv
             setattr(self, f"b{res}", block)
         self.num_ws += block.num_torgb

@@ -339,8 +339,8 @@ def test_regenerate_respects_the_image_limit(capsys, model, tmp_path):
     assert np.array_equal(pixels(tmp_path / "again.png"), pixels(tmp_path / "many.png"))
 
 
-@pytest.mark.parametrize("command", ["generate", "mix", "noise", "video", "edit", "layers", "directions", "regenerate",
-                                     "info", "convert"])
+@pytest.mark.parametrize("command", ["generate", "mix", "noise", "video", "edit", "layers", "directions", "project",
+                                     "regenerate", "info", "convert", "export-onnx", "check-catalog"])
 def test_help_has_examples(capsys, command):
     status, out, _ = run_main(capsys, command, "--help")
     assert status == 0 and "example: python -m stylegan " + command in out
@@ -353,7 +353,8 @@ def test_help_in_a_fresh_process():
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["video", "--help"], ["info", "--help"]])
+@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["video", "--help"], ["info", "--help"],
+                                  ["export-onnx", "--help"], ["check-catalog", "--help"]])
 def test_help_answers_without_importing_torch(args):
     code = ("import sys\nfrom stylegan.__main__ import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
             "print('torch imported:', 'torch' in sys.modules)" % args)

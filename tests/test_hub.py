@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import REFERENCE, run_python
+from conftest import REFERENCE, ROOT, run_python
 from hub_server import HubServer
 
 LOAD = """
@@ -121,3 +121,10 @@ def test_url_errors_leave_nothing(tmp_path, checkpoint_bytes):
     unreachable = url_load("http://127.0.0.1:9/gray.pkl", tmp_path)
     assert not unreachable["ok"] and "download failed" in unreachable["error"]
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial file kept or loadable
+
+
+def test_rosinality_pt_from_hub_and_url(tmp_path):
+    data = (ROOT / "tests" / "fixtures" / "rosinality" / "ros_16_converted.pt").read_bytes()
+    with HubServer({"someone/anime/ros.pt": data}) as server:
+        assert hub_load("hf://someone/anime/ros.pt", server.url, tmp_path / "hub")["res"] == 16
+        assert url_load(server.url + "/someone/anime/resolve/main/ros.pt", tmp_path / "url")["res"] == 16
