@@ -2,7 +2,7 @@
 bundled model and NVIDIA's 1024 px StyleGAN2 configuration (random weights: the time does not depend
 on their values).
 
-    python bench/directions_speed.py [--repeats 5]
+    python bench/directions_speed.py [--repeats 5] [--threads 1]
 
 Each measurement runs in a fresh process (nothing cached, the model built first and not timed);
 the configurations alternate, and the medians are printed.
@@ -20,6 +20,7 @@ ONE_RUN = """
 import sys, time
 sys.path.insert(0, {root!r})
 import torch
+torch.set_num_threads({threads})
 from stylegan import directions, loading, stylegan2
 if {config!r} == "bundled":
     G = loading.load(None, device="cpu")
@@ -39,13 +40,14 @@ print(first - start, second - first, time.perf_counter() - second)
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     import torch
-    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{args.threads} thread(s), torch {torch.__version__}")
     times = {config: ([], [], []) for config in ("bundled", "sg2-1024")}
     for _ in range(args.repeats):
         for config, runs in times.items():
-            out = subprocess.run([sys.executable, "-c", ONE_RUN.format(root=str(ROOT), config=config)],
+            out = subprocess.run([sys.executable, "-c", ONE_RUN.format(root=str(ROOT), config=config, threads=args.threads)],
                                  capture_output=True, text=True, check=True).stdout.split()
             for run, value in zip(runs, out):
                 run.append(float(value))

@@ -1,5 +1,5 @@
 """How long `stylegan project` takes, and how close it gets: a face the model made itself, projected
-back (--aligned, the default 300 steps, W+ and W), for the bundled 64 px model and NVIDIA's 256 px
+back (--aligned, the default steps: 300 at 64 px, 150 at 256 px; W+ and W), for the bundled 64 px model and NVIDIA's 256 px
 StyleGAN2 configuration (random weights: the time does not depend on their values).
 
     python bench/projection_speed.py [--repeats 3] [--threads 1]
@@ -57,7 +57,7 @@ def main():
             code = ONE_RUN.format(root=str(ROOT), config=config, space=space, threads=args.threads)
             out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
             times.append([float(v) for v in out.stdout.split()])
-    print(f"{args.threads} thread(s); medians of {args.repeats} fresh processes, 300 steps")
+    print(f"{args.threads} thread(s); medians of {args.repeats} fresh processes, the default steps")
     for (config, space), times in runs.items():
         print(f"{config:8s} {space:3s} {statistics.median(t for t, _ in times):7.1f} s   "
               f"PSNR {statistics.median(p for _, p in times):5.1f} dB")

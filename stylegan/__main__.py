@@ -238,7 +238,7 @@ def cmd_project(args, task):
             except StopIteration as finished:
                 result = finished.value
                 break
-            bar = bar or tqdm(total=task.steps, unit="step", disable=args.quiet)
+            bar = bar or tqdm(total=progress.total, unit="step", disable=args.quiet)
             bar.update(progress.step - bar.n)
             if progress.loss is not None:
                 bar.set_postfix(loss=f"{progress.loss:.4f}")

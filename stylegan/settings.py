@@ -716,8 +716,8 @@ class ProjectSettings(Settings):
 
     space: str = setting("w+", "w: one w for all layers, as NVIDIA's projector (edits best); w+: one w per layer "
                          "(closest likeness)", _choice("Space", ("w", "w+")), kind="choice", choices=("w", "w+"))
-    steps: int = setting(300, "optimisation steps", _whole("The number of steps", 1, 5000), kind="int", low=50,
-                         high=1000, step=50)
+    steps: int = setting(0, "optimisation steps (0: a few minutes' worth on a CPU, 300 up to 128 px, 150 at 256 px, "
+                         "100 above)", _whole("The number of steps", 0, 5000), kind="int", low=0, high=1000, step=50)
     aligned: bool = setting(False, "the photo is already an aligned face crop: skip face detection", bool,
                             kind="bool")
     lpips: bool = setting(True, "use LPIPS (VGG16) too when its weights are on this machine", bool, kind="bool",
@@ -729,6 +729,11 @@ class ProjectSettings(Settings):
 
     def image_count(self):
         return 1
+
+    def check_model(self, G, max_images, max_frames):
+        if self.steps:
+            return {}
+        return {"steps": 300 if G.img_resolution <= 128 else 150 if G.img_resolution <= 256 else 100}
 
 
 TASKS = {cls.kind: cls for cls in (GenerateSettings, MixSettings, NoiseSettings, VideoSettings, EditSettings,

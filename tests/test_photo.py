@@ -233,8 +233,16 @@ def test_the_app_shows_the_crop_progress_and_result(face_png):
 def test_settings_check_their_values():
     with pytest.raises(SettingsError, match="Space 'z' is not w or w\\+"):
         ProjectSettings(space="z")
-    with pytest.raises(SettingsError, match="The number of steps 0"):
-        ProjectSettings(steps=0)
+    with pytest.raises(SettingsError, match="The number of steps 6000"):
+        ProjectSettings(steps=6000)
+
+
+def test_the_default_steps_follow_the_resolution(bundled):
+    from conftest import tiny_generator
+    assert ProjectSettings().resolve(bundled).steps == 300
+    assert ProjectSettings().resolve(tiny_generator(256)).steps == 150
+    assert ProjectSettings().resolve(tiny_generator(512)).steps == 100
+    assert ProjectSettings(steps=40).resolve(tiny_generator(512)).steps == 40
 
 
 # -- alignment of a real photo (tests/photos: NASA's portrait of Eileen Collins, public domain)
