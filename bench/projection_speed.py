@@ -1,6 +1,6 @@
 """How long `stylegan project` takes, and how close it gets: a face the model made itself, projected
-back (--aligned, the default steps: 300 at 64 px, 150 at 256 px; W+ and W), for the bundled 64 px model and NVIDIA's 256 px
-StyleGAN2 configuration (random weights: the time does not depend on their values).
+back (--aligned, the default steps: 300 at 64 px, 150 at 256 px; W+ and W), for the bundled 64 px
+model and NVIDIA's 256 px StyleGAN2 configuration (random weights: the time does not depend on them).
 
     python bench/projection_speed.py [--repeats 3] [--threads 1]
 
