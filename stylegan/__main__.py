@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import settings
+from .render import RenderSettings  # settings only: Ray is imported when a render starts
 from .settings import SettingsError
 
 demos = loading = outputs = None  # imported by main() after the arguments are parsed
@@ -246,6 +247,19 @@ def cmd_video(args, task):
     print(f"wrote {path} ({recipe['frames']} frames)")
 
 
+def cmd_render(args, task):
+    from tqdm import tqdm
+    from . import render
+    with tqdm(unit="img", smoothing=0.1) as bar:  # images/s
+
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        result = render.render(task, args.out, source=args.model, address=args.ray, workers=args.workers,
+                               device=args.device, progress=progress)
+    print(f"rendered {result['rendered']} images into {args.out} ({result['skipped']} were already there)")
+
+
 def cmd_regenerate(args):
     recipe = demos.read_recipe(args.image)
     image_path = Path(args.image)
@@ -302,6 +316,10 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
                "python -m stylegan layers --seed 1 --layer 4 --out layer4.png",
                cmd_layers, ("layer.png", "the channels' grid; OUT-rgb.png gets the channels projected to RGB and "
                                         "OUT-torgb.png what each toRGB adds (StyleGAN2 skip models)")),
+    "render": (RenderSettings, "many faces on Ray, resumable: PNGs or WebDataset shards, and a Parquet manifest",
+               "python -m stylegan render --seeds 0-99999 --out faces/              (a local Ray)\n"
+               "         python -m stylegan render --seeds 0-9999999 --ray auto --format webdataset --out faces/",
+               cmd_render, ("faces", "the folder: seedNNNN.png or shard-NNNNNN.tar, manifest.parquet, render.json")),
 }
 SAVES_W = ("generate", "mix", "noise", "edit", "layers")
 
@@ -343,6 +361,10 @@ def build_parser():
         if cls is settings.VideoSettings:
             p.add_argument("--max-frames", type=int, default=settings.MAX_FRAMES, help="refuse longer videos")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
+        elif cls is RenderSettings:
+            p.add_argument("--ray", metavar="ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
+                                                            "ray://HOST:PORT (default: a local Ray of its own)")
+            p.add_argument("--workers", type=int, help="generator workers (default: one per core, or per GPU)")
         else:
             p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES, help="refuse requests of more images")
         if name in SAVES_W:
