@@ -250,13 +250,18 @@ def cmd_video(args, task):
 def cmd_render(args, task):
     from tqdm import tqdm
     from . import render
-    with tqdm(unit="img", smoothing=0.1) as bar:  # images/s
+    bars = []  # made at the first progress report, so that bad input prints only its error
 
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(total=total, initial=done, unit="img", smoothing=0.1))  # images/s
+        bars[0].update(done - bars[0].n)
+    try:
         result = render.render(task, args.out, source=args.model, address=args.ray, workers=args.workers,
                                device=args.device, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
     print(f"rendered {result['rendered']} images into {args.out} ({result['skipped']} were already there)")
 
 

@@ -34,6 +34,7 @@ SETTINGS_FILE = "render.json"
 MANIFEST = "manifest.parquet"
 PARTS = "manifest"  # the folder of manifest parts a run writes as it goes, compacted when it ends
 OBJECT_STORE_BYTES = 256 * 2 ** 20  # a local Ray's shared memory: a few batches of PNGs in flight need little
+MAX_BLOCKS = 10_000  # pieces the seeds are cut into: enough to share out, few enough for Ray to track cheaply
 FLUSH_SECONDS = 5  # manifest rows of finished PNGs wait at most this long before they are recorded
 TEMPORARY = re.compile(r"\..+\.[0-9a-f]{16}\.(png|tar|parquet|json)")  # outputs.temporary_beside's names
 
@@ -350,7 +351,6 @@ def connect(ray, address, cores):
         ray.init(address="local", num_cpus=cores, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
                  **quiet)
         return
-    probe(address)
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ValueError, OSError) as e:
@@ -374,6 +374,8 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
     same batch size (the run's batch size is in render.json and in each image's recipe)."""
     from . import loading
     ray = import_ray()
+    if address is not None:
+        probe(address)  # before anything is written
     s = settings
     G = loading.load(source, device="cpu")  # for its sha256, the checks and the batch plan
     planned = s.resolve(G)
@@ -390,8 +392,6 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
         todo = ~manifest.done
     total, skipped = len(seeds), int(len(seeds) - todo.sum())
     started = time.monotonic()
-    if progress:
-        progress(skipped, total)
     if not todo.any():
         manifest.compact()
         return {"rendered": 0, "skipped": skipped, "seconds": 0.0}
@@ -411,6 +411,8 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
         if stored_batch is None:
             write_bytes(out / SETTINGS_FILE, json.dumps({"settings": run, "batch_size": batch}, indent=1).encode())
         recipe = s.image_recipe(G, batch)
+        if progress:
+            progress(skipped, total)
         threads = max(1, int(cpus) // workers)
         resources = dict(num_gpus=1) if use_gpu else dict(num_cpus=min(threads, cpus / workers))
         stream = pipeline(ray, seeds[todo], batch, workers, resources, dict(
@@ -425,13 +427,13 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
 
 
 def pipeline(ray, seeds, batch, workers, resources, renderer_args):
-    """Ray Data: the seeds, in blocks of a few batches (so that every worker gets work) -> the
-    generator actors -> (seed, PNG bytes) batches, in the seeds' order."""
+    """Ray Data: the seeds, in blocks of a batch (of more past MAX_BLOCKS) that the workers take in
+    turn -> the generator actors -> (seed, PNG bytes) batches, in the seeds' order."""
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and deprecations
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours shows images/s
     context.execution_options.preserve_order = True  # shards fill in order; the driver holds one at a time
-    blocks = np.array_split(seeds, max(1, -(-len(seeds) // (4 * batch))))
+    blocks = np.array_split(seeds, min(-(-len(seeds) // batch), MAX_BLOCKS))
     dataset = ray.data.from_numpy(blocks).map_batches(
         Renderer, batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
         fn_constructor_kwargs=renderer_args, **resources)
