@@ -343,16 +343,16 @@ def probe(address):
 
 
 def connect(ray, address, cores):
-    """A local Ray of our own (address None) or an existing cluster; Ray's own chatter kept low."""
-    quiet = dict(logging_level=logging.WARNING, log_to_driver=False)
+    """A local Ray of our own (address None) or an existing cluster, its workers' output not relayed."""
     if address is None:
         # address="local": a fresh instance even if another one runs here, sized to this machine;
         # no dashboard and a small object store, so that Ray takes little from the generators.
+        # Errors only: its warnings are about clusters (authentication tokens) that this one is not.
         ray.init(address="local", num_cpus=cores, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
-                 **quiet)
+                 logging_level=logging.ERROR, log_to_driver=False)
         return
     try:
-        ray.init(address=address, **quiet)
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError, OSError) as e:
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
 
@@ -371,8 +371,11 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
     images are written. Returns {"rendered": n, "skipped": n, "seconds": s}.
 
     Pixels: each image equals what `stylegan generate` makes for its seed in a pass of exactly the
-    same batch size (the run's batch size is in render.json and in each image's recipe)."""
+    same batch size (in render.json and each image's recipe), computed with one torch thread if the
+    worker had one, with several if it had several (the two round a few values differently)."""
     from . import loading
+    if workers is not None and (not is_whole(workers) or workers < 1):
+        raise SettingsError(f"Workers {workers!r} must be a whole number of at least 1.")
     ray = import_ray()
     if address is not None:
         probe(address)  # before anything is written
@@ -405,8 +408,6 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
         if use_gpu and not gpus:
             raise SettingsError("The Ray cluster has no GPUs: leave out --device, or use --device cpu.")
         workers = workers or (gpus if use_gpu else int(cpus))
-        if workers < 1:
-            raise SettingsError(f"Workers {workers!r} must be a whole number of at least 1.")
         batch = stored_batch or s.batch_size or (gpu_batch(G) if use_gpu else planned.batch_size)
         if stored_batch is None:
             write_bytes(out / SETTINGS_FILE, json.dumps({"settings": run, "batch_size": batch}, indent=1).encode())

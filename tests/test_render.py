@@ -65,11 +65,11 @@ def kill_session(sid):
     return session_processes(sid)
 
 
-def manifest_seeds(out):
-    """The seeds a run's manifest parts record, and whether each one's file is whole."""
+def manifest_seeds(out, shards=False):
+    """The seeds a run's manifest parts record (checking that each one's PNG is whole)."""
     import pyarrow.parquet as pq
     seeds = [seed for part in (out / "manifest").glob("part-*.parquet") for seed in pq.read_table(part)["seed"].to_pylist()]
-    for seed in seeds:
+    for seed in [] if shards else seeds:
         with Image.open(out / f"seed{seed:04d}.png") as png:
             png.load()
     return sorted(seeds)
@@ -191,11 +191,33 @@ def test_changed_argument_in_the_same_folder_is_refused(resumed, change, says):
     assert sorted(out.iterdir()) == before
 
 
-def test_webdataset_shards_and_manifest(tmp_path):
+# The second shard cannot be finished (the disk is full when it is closed).
+SECOND_SHARD_FAILS = """
+import sys
+from stylegan import render
+from stylegan.__main__ import main
+close, closed = render.Shard.close, []
+def close_on_a_full_disk(shard):
+    closed.append(shard.path)
+    if len(closed) == 2:
+        shard.discard()
+        raise render.SettingsError(f"Cannot write {shard.path}: No space left on device.")
+    close(shard)
+render.Shard.close = close_on_a_full_disk
+"""
+
+
+def test_webdataset_shards_resume_whole(tmp_path):
     require_ray()
     out = tmp_path / "shards"
-    r = run_python(render_cli(out, "--format", "webdataset", "--shard-size", "20", "--workers", "1"))
+    args = render_cli(out, "--format", "webdataset", "--shard-size", "20", "--workers", "1")
+    r = run_python(SECOND_SHARD_FAILS + f"sys.exit(main({args[2:]!r}))")
+    assert r.returncode == 2 and "shard-000001.tar: No space left on device." in r.stderr, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["manifest", "render.json", "shard-000000.tar"]
+    assert manifest_seeds(out, shards=True) == list(range(20))
+    r = run_python(args)
     assert r.returncode == 0, r.stderr
+    assert "rendered 28 images" in r.stdout
     assert sorted(p.name for p in out.glob("shard-*.tar")) == ["shard-000000.tar", "shard-000001.tar",
                                                                 "shard-000002.tar"]
     rows = read_manifest(out)
