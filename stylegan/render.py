@@ -138,14 +138,24 @@ class Renderer:
         import torch
         from . import loading
         torch.set_num_threads(threads)  # workers share the cores: each keeps to its own share
-        self.G = loading.load(source, device=device)
+        # An error meant for people goes back as data with every batch: Ray passes a worker's
+        # exceptions on only as text, so this process could not tell them from bugs.
+        self.error = ""
+        try:
+            self.G = loading.load(source, device=device)
+        except loading.LoadError as e:
+            self.error = f"On a Ray node: {e}"
+            return
         if self.G.sha256 != sha256:
-            raise SettingsError(f"The model {source} on this Ray node differs from the driver's (sha256 "
-                                f"{self.G.sha256[:12]}... against {sha256[:12]}...): give every node the same file.")
+            self.error = (f"The model {self.G.source} on a Ray node differs from this machine's (sha256 "
+                          f"{self.G.sha256[:12]}... against {sha256[:12]}...): give every node the same file.")
         self.s, self.batch_size, self.recipe = RenderSettings.from_recipe(settings), batch_size, recipe
 
     def __call__(self, batch):
         import torch
+        if self.error:
+            return {"seed": batch["data"], "png": np.full(len(batch["data"]), b"", dtype=object),
+                    "error": np.full(len(batch["data"]), self.error, dtype=object)}
         from .demos import seeds_to_ws, synthesize, to_pil
         seeds = [int(seed) for seed in batch["data"]]
         s, n = self.s, len(seeds)
@@ -156,7 +166,8 @@ class Renderer:
         images = to_pil(synthesize(self.G, ws, self.batch_size, noise_mode=s.noise_mode,
                                    noise_seed=s.noise_seed)[:n])
         pngs = [png_bytes(image, dict(self.recipe, seeds=[seed])) for seed, image in zip(seeds, images)]
-        return {"seed": np.asarray(seeds, dtype=np.int64), "png": np.asarray(pngs, dtype=object)}
+        return {"seed": np.asarray(seeds, dtype=np.int64), "png": np.asarray(pngs, dtype=object),
+                "error": np.full(n, "", dtype=object)}
 
 
 # ----------------------------------------------------------------------------- files and the manifest
@@ -420,7 +431,7 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
             source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe, threads=threads,
             device="cuda" if use_gpu else (device or "cpu")))
         rendered = write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, G.sha256,
-                             lambda n: progress and progress(skipped + n, total), ray)
+                             lambda n: progress and progress(skipped + n, total))
     finally:
         ray.shutdown()
     manifest.compact()
@@ -441,7 +452,7 @@ def pipeline(ray, seeds, batch, workers, resources, renderer_args):
     return dataset.iter_batches(batch_size=None, batch_format="numpy")
 
 
-def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, progress, ray):
+def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, progress):
     """Write what the workers return; record each file in the manifest once it is in place."""
     width = max(4, len(str(int(seeds[-1]))))
     base = dict(psi=s.psi, truncation_cutoff=s.truncation_cutoff, class_idx=s.class_idx, noise_mode=s.noise_mode,
@@ -450,6 +461,8 @@ def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, p
     positions = np.flatnonzero(todo)  # where each seed still to do sits in seeds
     try:
         for batch in stream:
+            if batch["error"][0]:
+                raise SettingsError(batch["error"][0])
             for seed, data in zip(batch["seed"].tolist(), batch["png"]):
                 key = f"seed{seed:0{width}d}"
                 row = dict(base, seed=seed, file=key + ".png", shard=None,
@@ -477,11 +490,6 @@ def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, p
             if time.monotonic() - manifest.flushed_at > FLUSH_SECONDS:
                 manifest.flush()
             progress(rendered)
-    except ray.exceptions.RayTaskError as e:
-        cause = getattr(e, "cause", None)
-        if isinstance(cause, (SettingsError, OSError)) or type(cause).__name__ == "LoadError":
-            raise SettingsError(str(cause)) from None
-        raise
     finally:
         if shard is not None:
             shard.discard()
