@@ -34,7 +34,8 @@ SETTINGS_FILE = "render.json"
 MANIFEST = "manifest.parquet"
 PARTS = "manifest"  # the folder of manifest parts a run writes as it goes, compacted when it ends
 OBJECT_STORE_BYTES = 256 * 2 ** 20  # a local Ray's shared memory: a few batches of PNGs in flight need little
-MAX_BLOCKS = 10_000  # pieces the seeds are cut into: enough to share out, few enough for Ray to track cheaply
+MAX_BLOCKS = 1000  # pieces the seeds are cut into at most: enough to share out; Ray takes 45 s to take in 10 000
+BLOCK_BYTES = 4 * 2 ** 20  # Ray Data's blocks of finished PNGs
 FLUSH_SECONDS = 5  # manifest rows of finished PNGs wait at most this long before they are recorded
 TEMPORARY = re.compile(r"\..+\.[0-9a-f]{16}\.(png|tar|parquet|json)")  # outputs.temporary_beside's names
 
@@ -445,6 +446,9 @@ def pipeline(ray, seeds, batch, workers, resources, renderer_args):
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours shows images/s
     context.execution_options.preserve_order = True  # shards fill in order; the driver holds one at a time
+    # A worker hands on what it made about every batch, not once per block of seeds: steady
+    # progress, and a killed run loses little.
+    context.target_max_block_size = BLOCK_BYTES
     blocks = np.array_split(seeds, min(-(-len(seeds) // batch), MAX_BLOCKS))
     dataset = ray.data.from_numpy(blocks).map_batches(
         Renderer, batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
