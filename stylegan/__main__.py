@@ -322,7 +322,7 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
                cmd_layers, ("layer.png", "the channels' grid; OUT-rgb.png gets the channels projected to RGB and "
                                         "OUT-torgb.png what each toRGB adds (StyleGAN2 skip models)")),
     "render": (RenderSettings, "many faces on Ray, resumable: PNGs or WebDataset shards, and a Parquet manifest",
-               "python -m stylegan render --seeds 0-99999 --out faces/              (a local Ray)\n"
+               "python -m stylegan render --seeds 0-99999 --out faces/   (on a local Ray)\n"
                "         python -m stylegan render --seeds 0-9999999 --ray auto --format webdataset --out faces/",
                cmd_render, ("faces", "the folder: seedNNNN.png or shard-NNNNNN.tar, manifest.parquet, render.json")),
 }

@@ -58,7 +58,8 @@ def parse_seed_ranges(value):
             continue
         m = re.fullmatch(r"([0-9]+)(?:\s*(?:-|\.\.)\s*([0-9]+))?", item)
         if not m:
-            raise SettingsError(f"{item!r} is not a seed: seeds are whole numbers from 0 to {MAX_SEED}, like '0-99999'.")
+            raise SettingsError(f"{item!r} is not a seed: seeds are whole numbers from 0 to {MAX_SEED}, like "
+                                "'0-99999'.")
         lo = _seed_int(m.group(1))
         hi = _seed_int(m.group(2)) if m.group(2) else lo
         if lo > hi:
