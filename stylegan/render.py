@@ -303,7 +303,10 @@ def _check_folder(out, run):
         raise SettingsError(f"Cannot render into {out}: it is a file, not a folder.")
     if not out.parent.is_dir():
         raise SettingsError(f"Cannot render into {out}: the folder {out.parent} does not exist.")
-    out.mkdir(exist_ok=True)
+    try:
+        out.mkdir(exist_ok=True)
+    except OSError as e:
+        raise SettingsError(f"Cannot render into {out}: {e.strerror or e}.") from None
     stored = None
     if (out / SETTINGS_FILE).exists():
         try:
@@ -452,7 +455,7 @@ def pipeline(ray, seeds, batch, workers, resources, renderer_args):
     context.target_max_block_size = BLOCK_BYTES
     blocks = np.array_split(seeds, min(-(-len(seeds) // batch), MAX_BLOCKS))
     dataset = ray.data.from_numpy(blocks).map_batches(
-        Renderer, batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+        Renderer, batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))),
         fn_constructor_kwargs=renderer_args, **resources)
     return dataset.iter_batches(batch_size=None, batch_format="numpy")
 
