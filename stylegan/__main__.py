@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from . import settings
+from .render import RenderSettings  # settings only: Ray is imported when a render starts
 from .settings import SettingsError
 
 catalog = demos = export = loading = outputs = None  # imported by main() after the arguments are parsed
@@ -306,6 +307,24 @@ def cmd_video(args, task):
     print(f"wrote {path} ({recipe['frames']} frames)")
 
 
+def cmd_render(args, task):
+    from tqdm import tqdm
+    from . import render
+    bars = []  # made at the first progress report, so that bad input prints only its error
+
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(total=total, initial=done, unit="img", smoothing=0.1))  # images/s
+        bars[0].update(done - bars[0].n)
+    try:
+        result = render.render(task, args.out, source=args.model, address=args.ray, workers=args.workers,
+                               device=args.device, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    print(f"rendered {result['rendered']} images into {args.out} ({result['skipped']} were already there)")
+
+
 def cmd_regenerate(args):
     recipe = demos.read_recipe(args.image)
     image_path = Path(args.image)
@@ -367,6 +386,10 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
                 "         python -m stylegan edit --w me/projected_w.npz --method ganspace --out me-edit.png",
                 cmd_project, ("projection", "a folder: aligned.png, reconstruction.png (with its recipe), "
                                             "compare.png and projected_w.npz (NVIDIA's layout)")),
+    "render": (RenderSettings, "many faces on Ray, resumable: PNGs or WebDataset shards, and a Parquet manifest",
+               "python -m stylegan render --seeds 0-99999 --out faces/   (on a local Ray)\n"
+               "         python -m stylegan render --seeds 0-9999999 --ray auto --format webdataset --out faces/",
+               cmd_render, ("faces", "the folder: seedNNNN.png or shard-NNNNNN.tar, manifest.parquet, render.json")),
 }
 SAVES_W = ("generate", "mix", "noise", "edit", "layers")
 
@@ -429,6 +452,10 @@ def build_parser():
         elif cls is settings.VideoSettings:
             p.add_argument("--max-frames", type=int, default=settings.MAX_FRAMES, help="refuse longer videos")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
+        elif cls is RenderSettings:
+            p.add_argument("--ray", metavar="ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
+                                                            "ray://HOST:PORT (default: a local Ray of its own)")
+            p.add_argument("--workers", type=int, help="generator workers (default: one per core, or per GPU)")
         else:
             p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES, help="refuse requests of more images")
         if name in SAVES_W:
