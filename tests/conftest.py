@@ -36,6 +36,17 @@ def run_python(code_or_args, env=None, cwd=None, timeout=300):
                           timeout=timeout)
 
 
+def run_main(capsys, *args):
+    """The command line's main(ARGS) in this process: (exit status, stdout, stderr)."""
+    from stylegan.__main__ import main
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as e:  # argparse's own errors and --help
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
 def tiny_generator(resolution=32, seed=0, **kwargs):
     """A small random StyleGAN2 whose faces differ by seed and whose noise matters."""
     import torch

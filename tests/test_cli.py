@@ -15,9 +15,8 @@ import torch
 from PIL import Image
 
 import stylegan
-from conftest import REFERENCE, run_python, tiny_generator
+from conftest import REFERENCE, run_main, run_python, tiny_generator
 from stylegan import demos, outputs
-from stylegan.__main__ import main
 
 COND = REFERENCE / "sg2_32_cond10.pkl"
 SG3 = REFERENCE / "sg3t_32.pkl"
@@ -36,16 +35,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def cli(*args):
     """python -m stylegan ARGS in a fresh process."""
     return run_python(["-m", "stylegan", *map(str, args)], env={"OMP_NUM_THREADS": "1"})
-
-
-def run_main(capsys, *args):
-    """main(ARGS) in this process: (exit status, stdout, stderr)."""
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as e:  # argparse's own errors and --help
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def pixels(path):

@@ -10,9 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import FIXTURES, REFERENCE
+from conftest import FIXTURES, REFERENCE, run_main
 from stylegan import demos, directions, loading, outputs
-from stylegan.__main__ import main
 from stylegan.settings import EditSettings, GenerateSettings, SettingsError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -29,15 +28,6 @@ def bundled():
 
 def load(name):
     return loading.load(None if FAMILIES[name] is None else str(FAMILIES[name]), device="cpu")
-
-
-def run_main(capsys, *args):
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def pixels(image_or_path):

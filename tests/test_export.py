@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import stylegan
-from conftest import FIXTURES, REFERENCE, ROOT, run_python, tiny_generator
+from conftest import FIXTURES, REFERENCE, run_python, tiny_generator
 from stylegan.export import ExportError, export_onnx
 from test_fidelity import assert_close
 

@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import ROOT, run_main
 from stylegan import demos, loading, outputs, photos
-from stylegan.__main__ import main
 from stylegan.settings import ProjectSettings, SettingsError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -31,15 +31,6 @@ def face_png(bundled, tmp_path_factory):
     path = tmp_path_factory.mktemp("photos") / "jane-doe-portrait.png"
     demos.generate(bundled, "17").images[0].save(path)
     return path
-
-
-def run_main(capsys, *args):
-    try:
-        status = main([str(a) for a in args])
-    except SystemExit as e:
-        status = e.code
-    out, err = capsys.readouterr()
-    return status, out, err
 
 
 def pixels(path_or_image):
@@ -246,8 +237,6 @@ def test_the_default_steps_follow_the_resolution(bundled):
 
 
 # -- alignment of a real photo (tests/photos: NASA's portrait of Eileen Collins, public domain)
-
-from conftest import ROOT  # noqa: E402
 
 ASTRONAUT = ROOT / "tests" / "photos" / "astronaut.png"
 
