@@ -417,6 +417,7 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
 
     local_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     connect(ray, address, local_cores)
+    stream = None
     try:
         resources = ray.cluster_resources()
         cpus, gpus = resources.get("CPU", 1), int(resources.get("GPU", 0))
@@ -432,12 +433,16 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
             progress(skipped, total)
         threads = max(1, int(cpus) // workers)
         resources = dict(num_gpus=1) if use_gpu else dict(num_cpus=min(threads, cpus / workers))
-        stream = pipeline(ray, seeds[todo], batch, workers, resources, dict(
+        stream = iter(pipeline(ray, seeds[todo], batch, workers, resources, dict(
             source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe, threads=threads,
-            device="cuda" if use_gpu else (device or "cpu")))
+            device="cuda" if use_gpu else (device or "cpu"))))
         rendered = write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, G.sha256,
                              lambda n: progress and progress(skipped + n, total))
     finally:
+        if stream is not None:
+            # Stops Ray Data's executor now: left running past ray.shutdown(), its threads reach for a
+            # worker that is gone, and Ray then ends the process with status 1 (seen after a full disk).
+            stream.close()  # the generator of Ray Data's batches: closing it shuts its executor down
         ray.shutdown()
     manifest.compact()
     return {"rendered": rendered, "skipped": skipped, "seconds": time.monotonic() - started}
