@@ -460,8 +460,9 @@ def pipeline(ray, seeds, batch, workers, resources, renderer_args):
     context.target_max_block_size = BLOCK_BYTES
     blocks = np.array_split(seeds, min(-(-len(seeds) // batch), MAX_BLOCKS))
     dataset = ray.data.from_numpy(blocks).map_batches(
-        Renderer, batch_size=batch, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))),
-        fn_constructor_kwargs=renderer_args, **resources)
+        Renderer, batch_size=batch, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))), fn_constructor_kwargs=renderer_args,
+        **resources)
     return dataset.iter_batches(batch_size=None, batch_format="numpy")
 
 
