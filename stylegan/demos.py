@@ -11,7 +11,6 @@ input raises SettingsError (also called DemoError here) with one sentence for pe
 """
 
 import hashlib
-import io
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from PIL import Image
 
 from . import seed_to_z
 from .outputs import (RECIPE_KEY, mp4_is_complete, read_recipe, save_png, save_pngs, save_w,  # noqa: F401 (public)
-                      temporary_beside)
+                      temporary_beside, w_file_bytes)
 from .planner import estimate_memory  # noqa: F401 (public)
 from . import directions as semantic
 from . import photos, projection
@@ -559,13 +558,6 @@ def project_steps(G, settings, photo, *, max_memory=None):
     fit = projection.psnr(reconstruction, target)
     return Projected(target, reconstruction, make_grid([target, reconstruction], 1, 2), ws.cpu(), w_file, recipe,
                      losses, fit, notes)
-
-
-def w_file_bytes(ws):
-    """A W file's bytes (NVIDIA's projected_w.npz layout), to hash before writing."""
-    buffer = io.BytesIO()
-    np.savez(buffer, w=ws.detach().cpu().numpy().astype(np.float32))
-    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------- recipes

@@ -2,6 +2,7 @@
 MP4s checked complete, W files in NVIDIA's layout, and every file written beside its final
 name, then renamed into place, so that an error or a cancel never leaves a half-written file."""
 
+import io
 import json
 import os
 import secrets
@@ -37,20 +38,26 @@ def temporary_beside(path):
     return str(tmp)
 
 
+def write_beside(path, write):
+    """write(tmp) fills a temporary file beside path, which is then renamed into place: the file
+    appears only when complete, and a failure leaves nothing but one sentence."""
+    tmp = temporary_beside(path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        raise SettingsError(f"Cannot write {path}: {e.strerror or e}.") from None
+    return Path(path)
+
+
 def save_png(image, path, recipe=None):
     """Write image as PNG with its recipe (if any) in a text chunk; the file appears only when complete."""
     info = PngImagePlugin.PngInfo()
     if recipe is not None:
         info.add_text(RECIPE_KEY, json.dumps(recipe))
     info.add_text("Software", "stylegan-demo")
-    tmp = temporary_beside(path)
-    try:
-        image.save(tmp, format="PNG", pnginfo=info)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SettingsError(f"Cannot write {path}: {e.strerror or e}.") from None
-    return Path(path)
+    return write_beside(path, lambda tmp: image.save(tmp, format="PNG", pnginfo=info))
 
 
 def save_pngs(folder, files, raw=None):
@@ -128,15 +135,10 @@ MAX_ARRAY_BYTES = 64 * 2 ** 20  # what a W or directions file may hold, uncompre
 
 def save_arrays(path, **arrays):
     """An .npz of arrays (np.savez, uncompressed, as NVIDIA's projector writes its W), all or nothing."""
-    tmp = temporary_beside(path)
-    try:
-        with open(tmp, "wb") as f:
+    def write(tmp):
+        with open(tmp, "wb") as f:  # a file object: given a name, np.savez would add ".npz" to it
             np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SettingsError(f"Cannot write {path}: {e.strerror or e}.") from None
-    return Path(path)
+    return write_beside(path, write)
 
 
 def read_arrays(path, keys, what):
@@ -173,8 +175,16 @@ def read_arrays(path, keys, what):
 
 def save_w(path, ws):
     """W file in NVIDIA's layout (that of its projector's projected_w.npz): key `w`, [N, num_ws, w_dim] float32."""
+    data = w_file_bytes(ws)
+    return write_beside(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def w_file_bytes(ws):
+    """A W file's bytes (to hash before writing, or to write)."""
     ws = ws.detach().cpu().numpy() if hasattr(ws, "detach") else np.asarray(ws)
-    return save_arrays(path, w=ws.astype(np.float32))
+    buffer = io.BytesIO()
+    np.savez(buffer, w=ws.astype(np.float32))
+    return buffer.getvalue()
 
 
 def read_w(path):

@@ -176,15 +176,12 @@ class Renderer:
 
 def write_bytes(path, data):
     """data into path, all or nothing: written beside it, then renamed into place."""
-    from .outputs import temporary_beside
-    tmp = temporary_beside(path)
-    try:
+    from .outputs import write_beside
+
+    def write(tmp):
         with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    except OSError as e:
-        Path(tmp).unlink(missing_ok=True)
-        raise SettingsError(f"Cannot write {path}: {e.strerror or e}.") from None
+    write_beside(path, write)
 
 
 class Shard:
@@ -274,22 +271,19 @@ class Manifest:
             return
         import pyarrow as pa
         import pyarrow.parquet as pq
-        from .outputs import temporary_beside
+        from .outputs import write_beside
         seen = np.zeros(len(self.seeds), dtype=bool)
-        tmp = temporary_beside(self.out / MANIFEST)
-        try:
+
+        def write(tmp):
             with pq.ParquetWriter(tmp, manifest_schema()) as writer:
                 for path in self.files():
                     for batch in pq.ParquetFile(path).iter_batches(batch_size=65536):
                         where = np.searchsorted(self.seeds, batch["seed"].to_numpy())
-                        # A kill between the rename below and the parts' removal leaves rows twice.
+                        # A kill between the rename and the parts' removal leaves rows twice.
                         keep = ~seen[where]
                         seen[where] = True
                         writer.write_batch(batch.filter(pa.array(keep)))
-            os.replace(tmp, self.out / MANIFEST)
-        except OSError as e:
-            Path(tmp).unlink(missing_ok=True)
-            raise SettingsError(f"Cannot write {self.out / MANIFEST}: {e.strerror or e}.") from None
+        write_beside(self.out / MANIFEST, write)
         for path in parts:
             path.unlink()
         (self.out / PARTS).rmdir()
