@@ -133,6 +133,13 @@ def file_ws(G, given):
     return torch.from_numpy(w_file_ws(G, given)).to(model_device(G))
 
 
+def one_face(G, s, index=0):
+    """The ws [1, num_ws, w_dim] of a task's one face: face `index` of its W file, or its seed's."""
+    if s.w_file is not None:
+        return file_ws(G, s.w_file)[index:index + 1]
+    return seeds_to_ws(G, [s.seed], s.psi, getattr(s, "truncation_cutoff", None), s.class_idx)
+
+
 def synthesize(G, ws, batch_size, pad=False, **synthesis_kwargs):
     """Synthesis in batches (planner.plan_batch sizes them); noise seeds (one per image) follow the batches.
 
@@ -238,10 +245,7 @@ def noise_study(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     the same noise on all / coarse / fine / no layers.
     """
     s = _settings(NoiseSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
-    if s.w_file is not None:
-        w = file_ws(G, s.w_file)[:1]
-    else:
-        w = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
+    w = one_face(G, s)
     noise_seeds = [s.noise_seed + k for k in range(s.num_samples)]
     # Padded batches: without noise, the samples are bit-equal and the deviation exactly zero.
     samples = synthesize(G, w.repeat(s.num_samples, 1, 1), s.batch_size, pad=True, noise_mode="random",
@@ -413,10 +417,7 @@ def combined_direction(G, s, found):
 
 def _edit_start(G, s):
     """The start face's ws [num_ws, w_dim], the directions and the step [w_dim] of strength 1."""
-    if s.w_file is not None:
-        w0 = file_ws(G, s.w_file)[s.w_index]
-    else:
-        w0 = seeds_to_ws(G, [s.seed], s.psi, s.truncation_cutoff, s.class_idx)[0]
+    w0 = one_face(G, s, s.w_index)[0]
     found = find_directions(G, s)
     return w0, found, torch.from_numpy(combined_direction(G, s, found)).to(w0)
 
@@ -467,10 +468,7 @@ def look_inside(G, *args, max_images=MAX_IMAGES, max_memory=None, **fields):
     shown and, for StyleGAN2 skip models, what each resolution's toRGB adds."""
     from . import inside  # it builds on this module's pictures
     s = _settings(LayersSettings, args, fields).resolve(G, max_images=max_images, max_memory=max_memory)
-    if s.w_file is not None:
-        ws = file_ws(G, s.w_file)[:1]
-    else:
-        ws = seeds_to_ws(G, [s.seed], s.psi, None, s.class_idx)
+    ws = one_face(G, s)
     look = inside.look_inside(G, ws, s.layer, count=s.channels, noise_mode=s.noise_mode)
     layer = look["layer"]
     return Result([look["image"], look["grid"], look["rgb"]], look["grid"], s.to_recipe(G), {
