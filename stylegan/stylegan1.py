@@ -136,6 +136,7 @@ class SynthesisNetwork(nn.Module):
         """For each w, the affine layers that turn it into styles (here AdaIN's scale and shift)."""
         return [[layer.affine] for layer in self.layers]
 
+    @layers.fp32_convolutions_in_full
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
         noise_strength and noise_seed as in stylegan2.SynthesisNetwork."""

@@ -236,6 +236,7 @@ class SynthesisNetwork(nn.Module):
         (not a toRGB's): w i drives conv layer i; the last w only the final toRGB."""
         return [[layer.affine] for layer in self.noise_layers] + [[]]
 
+    @layers.fp32_convolutions_in_full
     def forward(self, ws, noise_mode="const", noise_strength=1.0, noise_seed=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32, about [-1, 1].
 

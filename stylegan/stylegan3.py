@@ -232,6 +232,7 @@ class SynthesisNetwork(nn.Module):
         convs = [[getattr(self, name).affine] for name in self.layer_names[:-1]]
         return [[]] + convs + [[]]
 
+    @layers.fp32_convolutions_in_full
     def forward(self, ws, transform=None, **unused):
         """ws [N, num_ws, w_dim] -> images [N, img_channels, H, W], float32. Noise arguments are ignored.
 

@@ -86,3 +86,21 @@ def test_hostile_source_with_valid_weights_loads(tmp_path, monkeypatch):
         img = G(torch.from_numpy(ref["z"]), None, truncation_psi=1, noise_mode="const")
     assert_close(img, ref["img_const_psi1"], 1e-4)
     assert not marker.exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an NVIDIA GPU (bench/cuda_check.py reports more)")
+@pytest.mark.parametrize("name", FIXTURES)
+def test_cuda_fp32_matches_reference(name):
+    """On a GPU with every layer in fp32, the same tolerance as on the CPU: TF32 convolutions (on by
+    default on recent GPUs) would miss it by ten times."""
+    G = stylegan.load(REFERENCE / f"{name}.pkl", device="cuda")
+    for module in G.modules():
+        if hasattr(module, "use_fp16"):
+            module.use_fp16 = False
+    ref = np.load(REFERENCE / f"{name}.npz")
+    with torch.no_grad():
+        img = G.synthesis(torch.from_numpy(ref["ws_psi1"]).cuda(), noise_mode="const")
+        assert_close(img, ref["img_const_psi1"], IMAGE_TOLERANCE)
+        assert_close(G.synthesis(torch.from_numpy(ref["ws_mixed"]).cuda(), noise_mode="const"), ref["img_mixed"],
+                     IMAGE_TOLERANCE)
+    assert torch.backends.cudnn.allow_tf32  # PyTorch's default is given back after each call
