@@ -453,8 +453,9 @@ def build_parser():
             p.add_argument("--max-frames", type=int, default=settings.MAX_FRAMES, help="refuse longer videos")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
         elif cls is RenderSettings:
-            p.add_argument("--ray", metavar="ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
-                                                            "ray://HOST:PORT (default: a local Ray of its own)")
+            p.add_argument("--ray", metavar="ADDRESS", nargs="?", const="local",
+                           help="local (or alone) for a local Ray of its own; auto, HOST:PORT or ray://HOST:PORT for "
+                                "an existing cluster (default: local)")
             p.add_argument("--workers", type=int, help="generator workers (default: one per core, or per GPU)")
         else:
             p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES, help="refuse requests of more images")

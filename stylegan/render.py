@@ -133,10 +133,10 @@ def png_bytes(image, recipe):
     return buffer.getvalue()
 
 
-class Renderer:
-    """One per Ray worker: loads the model once, then turns batches of seeds into PNG bytes."""
+class GeneratorWorker:
+    """One per Ray worker: loads the model once; subclasses turn batches into outputs."""
 
-    def __init__(self, source, sha256, settings, batch_size, recipe, threads, device):
+    def __init__(self, source, sha256, threads, device):
         import torch
         from . import loading
         torch.set_num_threads(threads)  # workers share the cores: each keeps to its own share
@@ -151,6 +151,13 @@ class Renderer:
         if self.G.sha256 != sha256:
             self.error = (f"The model {self.G.source} on a Ray node differs from this machine's (sha256 "
                           f"{self.G.sha256[:12]}... against {sha256[:12]}...): give every node the same file.")
+
+
+class Renderer(GeneratorWorker):
+    """Turns batches of seeds into PNG bytes (with each one's recipe)."""
+
+    def __init__(self, source, sha256, settings, batch_size, recipe, threads, device):
+        super().__init__(source, sha256, threads, device)
         self.s, self.batch_size, self.recipe = RenderSettings.from_recipe(settings), batch_size, recipe
 
     def __call__(self, batch):
@@ -332,6 +339,19 @@ def import_ray():
     return ray
 
 
+def ray_for(address, workers):
+    """Ray, imported, and the address it is to run at (None: a local Ray of our own, which "local"
+    names too), after the checks that need nothing started: the worker count, Ray's presence, and
+    whether anything answers at the address."""
+    if workers is not None and (not is_whole(workers) or workers < 1):
+        raise SettingsError(f"Workers {workers!r} must be a whole number of at least 1.")
+    ray = import_ray()
+    address = None if address == "local" else address
+    if address is not None:
+        probe(address)
+    return ray, address
+
+
 def probe(address):
     """Refuse at once an address where nothing answers: ray.init would wait for it for ever."""
     target = address
@@ -345,19 +365,20 @@ def probe(address):
             return
     m = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:([0-9]{1,5})", target)
     if not m:
-        raise SettingsError(f"{address!r} is not a Ray address: write auto, HOST:PORT or ray://HOST:PORT.")
+        raise SettingsError(f"{address!r} is not a Ray address: write local, auto, HOST:PORT or ray://HOST:PORT.")
     try:
         socket.create_connection((m.group(1), int(m.group(2))), timeout=10).close()
     except OSError as e:
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}.") from None
 
 
-def connect(ray, address, cores):
+def connect(ray, address):
     """A local Ray of our own (address None) or an existing cluster, its workers' output not relayed."""
     if address is None:
         # address="local": a fresh instance even if another one runs here, sized to this machine;
         # no dashboard and a small object store, so that Ray takes little from the generators.
         # Errors only: its warnings are about clusters (authentication tokens) that this one is not.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         ray.init(address="local", num_cpus=cores, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
                  logging_level=logging.ERROR, log_to_driver=False)
         return
@@ -367,10 +388,59 @@ def connect(ray, address, cores):
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
 
 
+def shut_down(ray, stream):
+    """Ray Data's stream of batches (if one was started), then Ray itself."""
+    if stream is not None:
+        # Stops Ray Data's executor now: left running past ray.shutdown(), its threads reach for a
+        # worker that is gone, and Ray then ends the process with status 1 (seen after a full disk).
+        stream.close()  # the generator of Ray Data's batches: closing it shuts its executor down
+    ray.shutdown()
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    count: int  # generator actors
+    threads: int  # torch threads of each (CPU workers share the cores)
+    resources: dict  # what Ray sets aside for each: num_cpus or num_gpus
+    device: str  # where each loads the model
+    gpu: bool
+
+
+def plan_workers(ray, workers, device):
+    """The generator actors on the connected Ray: one per GPU where it has GPUs (or device is "cuda"),
+    else one per core, unless workers says how many."""
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1), int(resources.get("GPU", 0))
+    gpu = device == "cuda" or (device is None and gpus > 0)
+    if gpu and not gpus:
+        raise SettingsError("The Ray cluster has no GPUs: leave out --device, or use --device cpu.")
+    count = workers or (gpus if gpu else int(cpus))
+    threads = max(1, int(cpus) // count)
+    return WorkerPlan(count, threads, dict(num_gpus=1) if gpu else dict(num_cpus=min(threads, cpus / count)),
+                      "cuda" if gpu else (device or "cpu"), gpu)
+
+
 def gpu_batch(G):
     """A GPU computes any number of images at once: as many as the planner's memory budget holds."""
     from .planner import DEFAULT_BUDGET, bytes_per_finished_image, bytes_per_image_in_flight
     return int(max(1, min(MAX_IMAGES, DEFAULT_BUDGET // (bytes_per_finished_image(G) + bytes_per_image_in_flight(G)))))
+
+
+def pipeline(ray, blocks, batch, plan, worker_class, worker_args):
+    """Ray Data: blocks of work that the workers take in turn, in batches of batch rows -> the
+    generator actors (worker_class, made with worker_args) -> their outputs' batches, in order."""
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and deprecations
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours shows images/s
+    context.execution_options.preserve_order = True  # shards fill in order; the driver holds one at a time
+    # A worker hands on what it made about every batch, not once per block of seeds: steady
+    # progress, and a killed run loses little.
+    context.target_max_block_size = BLOCK_BYTES
+    dataset = ray.data.from_numpy(blocks).map_batches(
+        worker_class, batch_size=batch, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(plan.count, len(blocks))),
+        fn_constructor_kwargs=dict(worker_args, threads=plan.threads, device=plan.device), **plan.resources)
+    return iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))  # a generator: closed when done
 
 
 # ----------------------------------------------------------------------------- the task
@@ -384,11 +454,7 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
     same batch size (in render.json and each image's recipe), computed with one torch thread if the
     worker had one, with several if it had several (the two round a few values differently)."""
     from . import loading
-    if workers is not None and (not is_whole(workers) or workers < 1):
-        raise SettingsError(f"Workers {workers!r} must be a whole number of at least 1.")
-    ray = import_ray()
-    if address is not None:
-        probe(address)  # before anything is written
+    ray, address = ray_for(address, workers)  # before anything is written
     s = settings
     G = loading.load(source, device="cpu")  # for its sha256, the checks and the batch plan
     planned = s.resolve(G)
@@ -409,55 +475,26 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
         manifest.compact()
         return {"rendered": 0, "skipped": skipped, "seconds": 0.0}
 
-    local_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    connect(ray, address, local_cores)
+    connect(ray, address)
     stream = None
     try:
-        resources = ray.cluster_resources()
-        cpus, gpus = resources.get("CPU", 1), int(resources.get("GPU", 0))
-        use_gpu = device == "cuda" or (device is None and gpus > 0)
-        if use_gpu and not gpus:
-            raise SettingsError("The Ray cluster has no GPUs: leave out --device, or use --device cpu.")
-        workers = workers or (gpus if use_gpu else int(cpus))
-        batch = stored_batch or s.batch_size or (gpu_batch(G) if use_gpu else planned.batch_size)
+        plan = plan_workers(ray, workers, device)
+        batch = stored_batch or s.batch_size or (gpu_batch(G) if plan.gpu else planned.batch_size)
         if stored_batch is None:
             write_bytes(out / SETTINGS_FILE, json.dumps({"settings": run, "batch_size": batch}, indent=1).encode())
         recipe = s.image_recipe(G, batch)
         if progress:
             progress(skipped, total)
-        threads = max(1, int(cpus) // workers)
-        resources = dict(num_gpus=1) if use_gpu else dict(num_cpus=min(threads, cpus / workers))
-        stream = iter(pipeline(ray, seeds[todo], batch, workers, resources, dict(
-            source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe, threads=threads,
-            device="cuda" if use_gpu else (device or "cpu"))))
+        # The seeds still to do, in blocks of a batch (of more past MAX_BLOCKS).
+        blocks = np.array_split(seeds[todo], min(-(-int(todo.sum()) // batch), MAX_BLOCKS))
+        stream = pipeline(ray, blocks, batch, plan, Renderer, dict(
+            source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe))
         rendered = write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, G.sha256,
                              lambda n: progress and progress(skipped + n, total))
     finally:
-        if stream is not None:
-            # Stops Ray Data's executor now: left running past ray.shutdown(), its threads reach for a
-            # worker that is gone, and Ray then ends the process with status 1 (seen after a full disk).
-            stream.close()  # the generator of Ray Data's batches: closing it shuts its executor down
-        ray.shutdown()
+        shut_down(ray, stream)
     manifest.compact()
     return {"rendered": rendered, "skipped": skipped, "seconds": time.monotonic() - started}
-
-
-def pipeline(ray, seeds, batch, workers, resources, renderer_args):
-    """Ray Data: the seeds, in blocks of a batch (of more past MAX_BLOCKS) that the workers take in
-    turn -> the generator actors -> (seed, PNG bytes) batches, in the seeds' order."""
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and deprecations
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ours shows images/s
-    context.execution_options.preserve_order = True  # shards fill in order; the driver holds one at a time
-    # A worker hands on what it made about every batch, not once per block of seeds: steady
-    # progress, and a killed run loses little.
-    context.target_max_block_size = BLOCK_BYTES
-    blocks = np.array_split(seeds, min(-(-len(seeds) // batch), MAX_BLOCKS))
-    dataset = ray.data.from_numpy(blocks).map_batches(
-        Renderer, batch_size=batch, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))), fn_constructor_kwargs=renderer_args,
-        **resources)
-    return dataset.iter_batches(batch_size=None, batch_format="numpy")
 
 
 def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, progress):
@@ -506,3 +543,4 @@ def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, p
         except SettingsError:
             pass
     return rendered
+
