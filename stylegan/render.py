@@ -138,7 +138,7 @@ class GeneratorWorker:
 
     def __init__(self, source, sha256, threads, device):
         import torch
-        from . import loading
+        from . import demos, loading  # noqa: F401 (demos: the workers' code, imported before memory is measured)
         torch.set_num_threads(threads)  # workers share the cores: each keeps to its own share
         # An error meant for people goes back as data with every batch: Ray passes a worker's
         # exceptions on only as text, so this process could not tell them from bugs.
@@ -151,6 +151,36 @@ class GeneratorWorker:
         if self.G.sha256 != sha256:
             self.error = (f"The model {self.G.source} on a Ray node differs from this machine's (sha256 "
                           f"{self.G.sha256[:12]}... against {sha256[:12]}...): give every node the same file.")
+        self.loaded_rss = resident_bytes()[0]
+        self.peak_was_reset = reset_peak_rss()  # from here on, the peak is what rendering adds to the model
+
+    def memory_columns(self, n):
+        """This worker's process id and its peak resident memory above what it held once the model
+        was loaded (bytes; -1 where the system cannot say), for each of n rows."""
+        peak = resident_bytes()[1]
+        growth = peak - self.loaded_rss if peak is not None and self.peak_was_reset else -1
+        return {"worker": np.full(n, os.getpid(), dtype=np.int64), "peak_growth": np.full(n, growth, dtype=np.int64)}
+
+
+def resident_bytes():
+    """(resident bytes now, peak resident bytes) of this process, from Linux's /proc; None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None, None
+
+
+def reset_peak_rss():
+    """Make this process's peak resident size its present one (Linux 4.0 and newer), so that the peak
+    measures what comes after. False where that fails: the growth is then unknown, not overstated."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
 
 
 class Renderer(GeneratorWorker):
@@ -176,7 +206,7 @@ class Renderer(GeneratorWorker):
                                    noise_seed=s.noise_seed)[:n])
         pngs = [png_bytes(image, dict(self.recipe, seeds=[seed])) for seed, image in zip(seeds, images)]
         return {"seed": np.asarray(seeds, dtype=np.int64), "png": np.asarray(pngs, dtype=object),
-                "error": np.full(n, "", dtype=object)}
+                "error": np.full(n, "", dtype=object), **self.memory_columns(n)}
 
 
 # ----------------------------------------------------------------------------- files and the manifest
@@ -448,7 +478,9 @@ def pipeline(ray, blocks, batch, plan, worker_class, worker_args):
 def render(settings, out, source=None, address=None, workers=None, device=None, progress=None):
     """Render settings.seeds into the folder out; see the module's docstring. Resumes a run killed
     before it finished; refuses a folder holding another run. progress(done, total) is called as
-    images are written. Returns {"rendered": n, "skipped": n, "seconds": s}.
+    images are written. Returns {"rendered": n, "skipped": n, "seconds": s, "batch_size": n,
+    "peak_growth": {worker process id: its peak resident bytes above what it held with the model
+    loaded, -1 where unknown}}.
 
     Pixels: each image equals what `stylegan generate` makes for its seed in a pass of exactly the
     same batch size (in render.json and each image's recipe), computed with one torch thread if the
@@ -473,10 +505,10 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
     started = time.monotonic()
     if not todo.any():
         manifest.compact()
-        return {"rendered": 0, "skipped": skipped, "seconds": 0.0}
+        return {"rendered": 0, "skipped": skipped, "seconds": 0.0, "batch_size": stored_batch, "peak_growth": {}}
 
     connect(ray, address)
-    stream = None
+    stream, peak_growth = None, {}
     try:
         plan = plan_workers(ray, workers, device)
         batch = stored_batch or s.batch_size or (gpu_batch(G) if plan.gpu else planned.batch_size)
@@ -489,12 +521,24 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
         blocks = np.array_split(seeds[todo], min(-(-int(todo.sum()) // batch), MAX_BLOCKS))
         stream = pipeline(ray, blocks, batch, plan, Renderer, dict(
             source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe))
-        rendered = write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, G.sha256,
-                             lambda n: progress and progress(skipped + n, total))
+        rendered = write_all(noting_memory(stream, peak_growth), out, s, seeds, todo, shard_of, manifest, recipe,
+                             G.sha256, lambda n: progress and progress(skipped + n, total))
     finally:
         shut_down(ray, stream)
     manifest.compact()
-    return {"rendered": rendered, "skipped": skipped, "seconds": time.monotonic() - started}
+    return {"rendered": rendered, "skipped": skipped, "seconds": time.monotonic() - started, "batch_size": batch,
+            "peak_growth": peak_growth}
+
+
+def noting_memory(stream, peak_growth):
+    """The stream's batches, passed on; the largest peak growth each worker reported kept in
+    peak_growth, by its process id."""
+    for batch in stream:
+        if "worker" in batch:  # not in a batch that carries an error
+            for worker in np.unique(batch["worker"]).tolist():
+                growth = int(batch["peak_growth"][batch["worker"] == worker].max())
+                peak_growth[worker] = max(growth, peak_growth.get(worker, growth))
+        yield batch
 
 
 def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, progress):
