@@ -8,6 +8,12 @@ once and return PNG bytes -> this process, which writes every file beside its fi
 renames it into place, then records it in the manifest. Only this process writes, so the folder
 may live on the head node alone and a killed run leaves only whole files, each either in the
 manifest or rendered again. Ray is imported here, when a render starts, never with the package.
+
+    render_video(VideoSettings(seeds=(1, 2, 3)), "walk.mp4")    # a video's frames on Ray, one encoder here
+
+The same generator actors (loaded once, fed blocks of work) make a long video's frames: this
+process walks the latent path as demos.interpolation_video does, sends the frames' ws out in
+whole passes, and feeds the frames, returned in order, to the one encoder of a video made here.
 """
 
 import io
@@ -25,8 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .settings import (BATCH, CLASS, CUTOFF, MAX_IMAGES, MAX_SEED, NOISE_MODE, NOISE_SEED, PSI, GenerateSettings,
-                       Settings, SettingsError, _choice, _seed_int, _whole, is_whole, setting)
+from .settings import (BATCH, CLASS, CUTOFF, MAX_FRAMES, MAX_IMAGES, MAX_SEED, NOISE_MODE, NOISE_SEED, PSI,
+                       GenerateSettings, Settings, SettingsError, _choice, _seed_int, _whole, is_whole, setting)
 
 MAX_RENDER_SEEDS = 10_000_000
 INSTALL_RAY = 'Rendering needs Ray, an optional extra: pip install ".[scale]" (or pip install "ray[data]").'
@@ -207,6 +213,27 @@ class Renderer(GeneratorWorker):
         pngs = [png_bytes(image, dict(self.recipe, seeds=[seed])) for seed, image in zip(seeds, images)]
         return {"seed": np.asarray(seeds, dtype=np.int64), "png": np.asarray(pngs, dtype=object),
                 "error": np.full(n, "", dtype=object), **self.memory_columns(n)}
+
+
+class FrameRenderer(GeneratorWorker):
+    """Turns a video's frames' ws, one pass at a time, into frames ([H, W, 3] uint8)."""
+
+    def __init__(self, source, sha256, batch_size, noise_mode, threads, device):
+        super().__init__(source, sha256, threads, device)
+        self.batch_size, self.noise_mode = batch_size, noise_mode
+
+    def __call__(self, batch):
+        import torch
+        n = len(batch["data"])
+        if self.error:
+            return {"frames": np.zeros((n, 1, 1, 3), dtype=np.uint8), "error": np.full(n, self.error, dtype=object)}
+        from .demos import frame_arrays, model_device, synthesize
+        # One pass of the video made in one process (demos.video_frames): its frames, batch_size of
+        # them (fewer in the last), with the same noise seed, so that the pixels are the same.
+        assert n <= self.batch_size, "a batch of frames larger than a pass"
+        ws = torch.tensor(batch["data"], device=model_device(self.G))
+        frames = synthesize(self.G, ws, self.batch_size, noise_mode=self.noise_mode, noise_seed=0)
+        return {"frames": np.stack(frame_arrays(frames)), "error": np.full(n, "", dtype=object)}
 
 
 # ----------------------------------------------------------------------------- files and the manifest
@@ -462,7 +489,7 @@ def pipeline(ray, blocks, batch, plan, worker_class, worker_args):
     logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and deprecations
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # ours shows images/s
-    context.execution_options.preserve_order = True  # shards fill in order; the driver holds one at a time
+    context.execution_options.preserve_order = True  # shards and videos fill in order; one held at a time
     # A worker hands on what it made about every batch, not once per block of seeds: steady
     # progress, and a killed run loses little.
     context.target_max_block_size = BLOCK_BYTES
@@ -588,3 +615,60 @@ def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, p
             pass
     return rendered
 
+
+# ----------------------------------------------------------------------------- a long video's frames
+
+def render_video(settings, out_path, source=None, address=None, workers=None, device=None, progress=None,
+                 max_frames=MAX_FRAMES):
+    """demos.interpolation_video with its frames rendered on Ray: settings (a VideoSettings) walked
+    here as there, the frames' ws sent to generator actors in whole passes, the frames taken back
+    in order by that video's one encoder, here. The file appears only when complete. progress(done,
+    total) is called as frames are encoded. Returns (path, recipe): the recipe of the video made in
+    one process, which this one is.
+
+    Pixels: on CPU workers, each frame equals that video's (the same batch size, in the recipe) made
+    on the CPU with as many torch threads as each worker had (cores // workers; one thread and
+    several round a few values differently, as in render)."""
+    import torch
+    from . import demos, loading
+    ray, address = ray_for(address, workers)  # before anything is written
+    G = loading.load(source, device="cpu")  # the path is walked here, on the CPU, as in one process
+    s, latents = demos.video_walk(G, settings, out_path, max_frames)
+    total, batch = s.frame_count(), s.batch_size
+    ws = torch.cat([w for _, w in latents]).numpy()
+    # Blocks of whole passes (the last one shorter), taken batch frames at a time: every batch a
+    # worker gets is one of the passes the video made in one process makes.
+    passes = -(-total // batch)
+    blocks = [ws[group[0] * batch:(group[-1] + 1) * batch]
+              for group in np.array_split(np.arange(passes), min(passes, MAX_BLOCKS))]
+    recipe = s.to_recipe(G, frames=total)
+    connect(ray, address)
+    stream = steps = None
+    try:
+        plan = plan_workers(ray, workers, device)
+        stream = pipeline(ray, blocks, batch, plan, FrameRenderer, dict(
+            source=source, sha256=G.sha256, batch_size=batch, noise_mode=s.noise_mode))
+        steps = demos.encode_video_steps(frame_batches(stream, total), total, out_path, s.fps, recipe)
+        while True:
+            try:
+                done, _ = next(steps)
+            except StopIteration as finished:
+                return finished.value
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if steps is not None:
+            steps.close()  # an unfinished video (an interrupt in progress) removes its file now
+        shut_down(ray, stream)
+
+
+def frame_batches(stream, total):
+    """The workers' batches of frames as the encoder takes them: (frames done, frames); a worker's
+    error raised as its sentence."""
+    done = 0
+    for batch in stream:
+        if batch["error"][0]:
+            raise SettingsError(batch["error"][0])
+        done += len(batch["frames"])
+        yield done, list(batch["frames"])
+    assert done == total, f"Ray returned {done} frames of {total}"
