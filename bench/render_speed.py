@@ -6,6 +6,11 @@ Each round renders the same seeds into a fresh folder with --workers 1, then wit
 so that a change in the machine's load hits both alike). Two numbers per run: the whole run's
 wall time (Ray's start, the workers loading the model, the manifest) and the steady rate, images
 per second from the first image written to the last. Prints medians and the 2-to-1 ratio.
+
+Memory: each worker reports the peak of its resident memory while it rendered, above what it held
+once the model was loaded (Linux's VmHWM, reset after the load; render.GeneratorWorker), printed
+beside the planner's peak for one batch (planner.estimate_memory: a batch's finished images and the
+activations of its pass), which is what a worker holds at a time.
 """
 
 import argparse
@@ -18,7 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from stylegan import loading  # noqa: E402
+from stylegan.planner import estimate_memory  # noqa: E402
 from stylegan.render import RenderSettings, render  # noqa: E402
+
+MB = 2 ** 20
 
 
 def one_run(seeds, workers, batch):
@@ -28,12 +37,27 @@ def one_run(seeds, workers, batch):
         marks.append((time.monotonic(), done))
     with tempfile.TemporaryDirectory() as folder:
         started = time.monotonic()
-        render(RenderSettings(seeds=f"0-{seeds - 1}", batch_size=batch), Path(folder) / "faces", workers=workers,
-               progress=progress)
+        result = render(RenderSettings(seeds=f"0-{seeds - 1}", batch_size=batch), Path(folder) / "faces",
+                        workers=workers, progress=progress)
         wall = time.monotonic() - started
     written = [(t, done) for t, done in marks if done > 0]
     (t0, n0), (t1, n1) = written[0], written[-1]
-    return wall, (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan")
+    return wall, (n1 - n0) / (t1 - t0) if t1 > t0 else float("nan"), result["batch_size"], result["peak_growth"]
+
+
+def memory_lines(G, batch, peak_growth):
+    """One line per worker: its peak growth beside the planned peak of its batch, and the verdict."""
+    planned = estimate_memory(G, batch, batch)
+    lines = []
+    for worker, growth in sorted(peak_growth.items()):
+        if growth < 0:
+            lines.append(f"  worker {worker}: peak growth unknown (no /proc/self/clear_refs); planned peak of a "
+                         f"batch of {batch}: {planned / MB:.1f} MB")
+            continue
+        verdict = "within the plan" if growth <= planned else f"OVER the plan by {(growth - planned) / MB:.1f} MB"
+        lines.append(f"  worker {worker}: peak +{growth / MB:.1f} MB above the loaded model, planned peak of a "
+                     f"batch of {batch}: {planned / MB:.1f} MB ({growth / planned:.0%}): {verdict}")
+    return lines
 
 
 def main():
@@ -44,18 +68,22 @@ def main():
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     print(f"{args.seeds} faces per run, {cores} cores, load average before: {os.getloadavg()[0]:.1f}")
-    results = {1: [], 2: []}
+    G = loading.load(None, device="cpu")  # the bundled model, as render loads it: for the planner
+    results, within = {1: [], 2: []}, []
     for r in range(args.rounds):
         for workers in (1, 2):
-            wall, rate = one_run(args.seeds, workers, args.batch)
+            wall, rate, batch, peak_growth = one_run(args.seeds, workers, args.batch)
             results[workers].append((wall, rate))
             print(f"round {r + 1}, {workers} worker(s): {wall:.1f} s in all, {rate:.1f} images/s steady "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+            print("\n".join(memory_lines(G, batch, peak_growth)), flush=True)
+            within += [0 <= growth <= estimate_memory(G, batch, batch) for growth in peak_growth.values()]
     medians = {w: (statistics.median(x[0] for x in runs), statistics.median(x[1] for x in runs))
                for w, runs in results.items()}
     for workers, (wall, rate) in medians.items():
         print(f"median, {workers} worker(s): {wall:.1f} s in all, {rate:.1f} images/s steady")
     print(f"2 workers / 1 worker, steady rate: {medians[2][1] / medians[1][1]:.2f}x")
+    print(f"workers within their batch's planned peak: {sum(within)} of {len(within)}")
 
 
 if __name__ == "__main__":

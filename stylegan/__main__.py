@@ -292,7 +292,6 @@ def cmd_noise(args, task):
 def cmd_video(args, task):
     from tqdm import tqdm
     _check_folder(Path(args.out).parent, args.out)
-    G = _load(args)
     bars = []  # made at the first progress report, so that bad input prints only its error
 
     def progress(done, total):
@@ -300,7 +299,14 @@ def cmd_video(args, task):
             bars.append(tqdm(total=total, unit="frame", disable=args.quiet))
         bars[0].update(done - bars[0].n)
     try:
-        path, recipe = demos.interpolation_video(G, task, args.out, progress=progress, max_frames=args.max_frames)
+        if args.ray is not None or args.workers is not None:  # the frames on Ray, the encoder here
+            from . import render
+            path, recipe = render.render_video(task, args.out, source=args.model, address=args.ray,
+                                               workers=args.workers, device=args.device, progress=progress,
+                                               max_frames=args.max_frames)
+        else:
+            path, recipe = demos.interpolation_video(_load(args), task, args.out, progress=progress,
+                                                     max_frames=args.max_frames)
     finally:
         for bar in bars:
             bar.close()
@@ -370,7 +376,8 @@ COMMANDS = {  # command: (settings class, help, example, run, output option)
               cmd_noise, ("noise.png", "the realisations and their standard deviation's heat map; OUT-layers.png "
                                        "gets the same noise on all / coarse / fine / no layers")),
     "video": (settings.VideoSettings, "interpolation video between seeds",
-              "python -m stylegan video --seeds 1,2,3 --frames 30 --space w --out walk.mp4",
+              "python -m stylegan video --seeds 1,2,3 --frames 30 --space w --out walk.mp4\n"
+              "         python -m stylegan video --seeds 0-59 --frames 30 --ray --out long.mp4   (on a local Ray)",
               cmd_video, ("walk.mp4", ".mp4 (H.264) or .gif")),
     "edit": (settings.EditSettings, "move a face along semantic directions (SeFa, GANSpace or a file)",
              "python -m stylegan edit --seed 1 --method ganspace --components 0 --strength 3 --out edit.png\n"
@@ -452,9 +459,16 @@ def build_parser():
         elif cls is settings.VideoSettings:
             p.add_argument("--max-frames", type=int, default=settings.MAX_FRAMES, help="refuse longer videos")
             p.add_argument("--quiet", action="store_true", help="no progress bar")
+            p.add_argument("--ray", metavar="ADDRESS", nargs="?", const="local",
+                           help="render the frames on Ray (pip install \".[scale]\"), encode them here: alone or "
+                                "local, a local Ray of its own; auto, HOST:PORT or ray://HOST:PORT, an existing "
+                                "cluster (default: no Ray, all in this process)")
+            p.add_argument("--workers", type=int, help="generator workers on Ray; alone, it means --ray local "
+                                                       "(default: one per core, or per GPU)")
         elif cls is RenderSettings:
-            p.add_argument("--ray", metavar="ADDRESS", help="an existing Ray cluster: auto, HOST:PORT or "
-                                                            "ray://HOST:PORT (default: a local Ray of its own)")
+            p.add_argument("--ray", metavar="ADDRESS", nargs="?", const="local",
+                           help="local (or alone) for a local Ray of its own; auto, HOST:PORT or ray://HOST:PORT for "
+                                "an existing cluster (default: local)")
             p.add_argument("--workers", type=int, help="generator workers (default: one per core, or per GPU)")
         else:
             p.add_argument("--max-images", type=int, default=settings.MAX_IMAGES, help="refuse requests of more images")

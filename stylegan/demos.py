@@ -335,14 +335,22 @@ def interpolation_video_steps(G, settings=None, out_path=None, *, max_frames=MAX
     """interpolation_video as a generator: yields (frames done, total) after every batch and returns
     (path, recipe). Closed early (a cancelled request), it stops and removes its unfinished file."""
     args = () if settings is None else (settings,)
-    s = _settings(VideoSettings, args, fields).resolve(G, max_frames=max_frames, max_memory=max_memory)
-    _check_video_path(out_path)
+    s, latents = video_walk(G, _settings(VideoSettings, args, fields), out_path, max_frames, max_memory)
     total = s.frame_count()
+    return (yield from write_video_steps(G, latents, total, out_path, s.fps, s.batch_size, s.noise_mode,
+                                         s.to_recipe(G, frames=total)))
+
+
+def video_walk(G, settings, out_path, max_frames=MAX_FRAMES, max_memory=None):
+    """A VideoSettings resolved for G (the batch size planned) after every check, the output's suffix
+    too, and the latents of its frames ((frame index, ws) pairs, made as they are read). What the
+    video on Ray (render.render_video) starts from as well, so that both walk the same path."""
+    s = settings.resolve(G, max_frames=max_frames, max_memory=max_memory)
+    _check_video_path(out_path)
     first_ws = None if s.w_file is None else file_ws(G, s.w_file)
     latents = video_latents(G, list(s.seeds), s.frames_per_transition, s.space, s.easing, s.loop, s.psi, s.class_idx,
                             first_ws)
-    return (yield from write_video_steps(G, latents, total, out_path, s.fps, s.batch_size, s.noise_mode,
-                                         s.to_recipe(G, frames=total)))
+    return s, latents
 
 
 def _check_video_path(out_path):
@@ -351,9 +359,33 @@ def _check_video_path(out_path):
         raise SettingsError(f"Videos are written as .mp4 or .gif, not {fmt or 'a file without a suffix'}.")
 
 
+def frame_arrays(images):
+    """NCHW float images -> the [H, W, 3] uint8 arrays a video writer takes (grey made RGB)."""
+    return [np.asarray(frame.convert("RGB")) for frame in to_pil(images)]
+
+
+def video_frames(G, latents, total, batch_size, noise_mode):
+    """latents ((frame index, ws [1, num_ws, w_dim]) pairs) rendered in passes of batch_size, the
+    last one shorter: yields (frames done, [that pass's frames as frame_arrays]) after every pass."""
+    pending = []
+    for i, ws in latents:
+        pending.append(ws)
+        if len(pending) == batch_size or i == total - 1:
+            frames = synthesize(G, torch.cat(pending), batch_size, noise_mode=noise_mode, noise_seed=0)
+            pending = []
+            yield i + 1, frame_arrays(frames)
+
+
 def write_video_steps(G, latents, total, out_path, fps, batch_size, noise_mode, recipe):
-    """Render latents ((frame index, ws [1, num_ws, w_dim]) pairs) in batches into an MP4 (H.264, yuv420p,
-    the recipe in its metadata) or a GIF. Yields (frames done, total) after every batch; returns (path,
+    """Render latents in batches (video_frames) into an MP4 or a GIF (encode_video_steps). Yields
+    (frames done, total) after every batch; returns (path, recipe)."""
+    frames = video_frames(G, latents, total, batch_size, noise_mode)
+    return (yield from encode_video_steps(frames, total, out_path, fps, recipe))
+
+
+def encode_video_steps(batches, total, out_path, fps, recipe):
+    """batches ((frames done, [H, W, 3] uint8 arrays) pairs, in order) into an MP4 (H.264, yuv420p, the
+    recipe in its metadata) or a GIF. Yields (frames done, total) after every batch; returns (path,
     recipe). The file appears only when complete; closed early, it removes its unfinished file."""
     import imageio.v2 as imageio
 
@@ -368,15 +400,10 @@ def write_video_steps(G, latents, total, out_path, fps, batch_size, noise_mode, 
         else:
             writer = imageio.get_writer(tmp, format="GIF", duration=1000 / fps, loop=0)
         try:
-            pending = []
-            for i, ws in latents:
-                pending.append(ws)
-                if len(pending) == batch_size or i == total - 1:
-                    frames = synthesize(G, torch.cat(pending), batch_size, noise_mode=noise_mode, noise_seed=0)
-                    for frame in to_pil(frames):
-                        writer.append_data(np.asarray(frame.convert("RGB")))
-                    pending = []
-                    yield i + 1, total
+            for done, frames in batches:
+                for frame in frames:
+                    writer.append_data(frame)
+                yield done, total
         finally:
             writer.close()  # waits for ffmpeg, so that nothing writes the file after we remove it
         if fmt == ".mp4" and not mp4_is_complete(tmp):

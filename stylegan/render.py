@@ -8,6 +8,12 @@ once and return PNG bytes -> this process, which writes every file beside its fi
 renames it into place, then records it in the manifest. Only this process writes, so the folder
 may live on the head node alone and a killed run leaves only whole files, each either in the
 manifest or rendered again. Ray is imported here, when a render starts, never with the package.
+
+    render_video(VideoSettings(seeds=(1, 2, 3)), "walk.mp4")    # a video's frames on Ray, one encoder here
+
+The same generator actors (loaded once, fed blocks of work) make a long video's frames: this
+process walks the latent path as demos.interpolation_video does, sends the frames' ws out in
+whole passes, and feeds the frames, returned in order, to the one encoder of a video made here.
 """
 
 import io
@@ -25,8 +31,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from .settings import (BATCH, CLASS, CUTOFF, MAX_IMAGES, MAX_SEED, NOISE_MODE, NOISE_SEED, PSI, GenerateSettings,
-                       Settings, SettingsError, _choice, _seed_int, _whole, is_whole, setting)
+from .settings import (BATCH, CLASS, CUTOFF, MAX_FRAMES, MAX_IMAGES, MAX_SEED, NOISE_MODE, NOISE_SEED, PSI,
+                       GenerateSettings, Settings, SettingsError, _choice, _seed_int, _whole, is_whole, setting)
 
 MAX_RENDER_SEEDS = 10_000_000
 INSTALL_RAY = 'Rendering needs Ray, an optional extra: pip install ".[scale]" (or pip install "ray[data]").'
@@ -133,12 +139,12 @@ def png_bytes(image, recipe):
     return buffer.getvalue()
 
 
-class Renderer:
-    """One per Ray worker: loads the model once, then turns batches of seeds into PNG bytes."""
+class GeneratorWorker:
+    """One per Ray worker: loads the model once; subclasses turn batches into outputs."""
 
-    def __init__(self, source, sha256, settings, batch_size, recipe, threads, device):
+    def __init__(self, source, sha256, threads, device):
         import torch
-        from . import loading
+        from . import demos, loading  # noqa: F401 (demos: the workers' code, imported before memory is measured)
         torch.set_num_threads(threads)  # workers share the cores: each keeps to its own share
         # An error meant for people goes back as data with every batch: Ray passes a worker's
         # exceptions on only as text, so this process could not tell them from bugs.
@@ -151,6 +157,43 @@ class Renderer:
         if self.G.sha256 != sha256:
             self.error = (f"The model {self.G.source} on a Ray node differs from this machine's (sha256 "
                           f"{self.G.sha256[:12]}... against {sha256[:12]}...): give every node the same file.")
+        self.loaded_rss = resident_bytes()[0]
+        self.peak_was_reset = reset_peak_rss()  # from here on, the peak is what rendering adds to the model
+
+    def memory_columns(self, n):
+        """This worker's process id and its peak resident memory above what it held once the model
+        was loaded (bytes; -1 where the system cannot say), for each of n rows."""
+        peak = resident_bytes()[1]
+        growth = peak - self.loaded_rss if peak is not None and self.peak_was_reset else -1
+        return {"worker": np.full(n, os.getpid(), dtype=np.int64), "peak_growth": np.full(n, growth, dtype=np.int64)}
+
+
+def resident_bytes():
+    """(resident bytes now, peak resident bytes) of this process, from Linux's /proc; None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
+        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return None, None
+
+
+def reset_peak_rss():
+    """Make this process's peak resident size its present one (Linux 4.0 and newer), so that the peak
+    measures what comes after. False where that fails: the growth is then unknown, not overstated."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+class Renderer(GeneratorWorker):
+    """Turns batches of seeds into PNG bytes (with each one's recipe)."""
+
+    def __init__(self, source, sha256, settings, batch_size, recipe, threads, device):
+        super().__init__(source, sha256, threads, device)
         self.s, self.batch_size, self.recipe = RenderSettings.from_recipe(settings), batch_size, recipe
 
     def __call__(self, batch):
@@ -169,7 +212,28 @@ class Renderer:
                                    noise_seed=s.noise_seed)[:n])
         pngs = [png_bytes(image, dict(self.recipe, seeds=[seed])) for seed, image in zip(seeds, images)]
         return {"seed": np.asarray(seeds, dtype=np.int64), "png": np.asarray(pngs, dtype=object),
-                "error": np.full(n, "", dtype=object)}
+                "error": np.full(n, "", dtype=object), **self.memory_columns(n)}
+
+
+class FrameRenderer(GeneratorWorker):
+    """Turns a video's frames' ws, one pass at a time, into frames ([H, W, 3] uint8)."""
+
+    def __init__(self, source, sha256, batch_size, noise_mode, threads, device):
+        super().__init__(source, sha256, threads, device)
+        self.batch_size, self.noise_mode = batch_size, noise_mode
+
+    def __call__(self, batch):
+        import torch
+        n = len(batch["data"])
+        if self.error:
+            return {"frames": np.zeros((n, 1, 1, 3), dtype=np.uint8), "error": np.full(n, self.error, dtype=object)}
+        from .demos import frame_arrays, model_device, synthesize
+        # One pass of the video made in one process (demos.video_frames): its frames, batch_size of
+        # them (fewer in the last), with the same noise seed, so that the pixels are the same.
+        assert n <= self.batch_size, "a batch of frames larger than a pass"
+        ws = torch.tensor(batch["data"], device=model_device(self.G))
+        frames = synthesize(self.G, ws, self.batch_size, noise_mode=self.noise_mode, noise_seed=0)
+        return {"frames": np.stack(frame_arrays(frames)), "error": np.full(n, "", dtype=object)}
 
 
 # ----------------------------------------------------------------------------- files and the manifest
@@ -332,6 +396,19 @@ def import_ray():
     return ray
 
 
+def ray_for(address, workers):
+    """Ray, imported, and the address it is to run at (None: a local Ray of our own, which "local"
+    names too), after the checks that need nothing started: the worker count, Ray's presence, and
+    whether anything answers at the address."""
+    if workers is not None and (not is_whole(workers) or workers < 1):
+        raise SettingsError(f"Workers {workers!r} must be a whole number of at least 1.")
+    ray = import_ray()
+    address = None if address == "local" else address
+    if address is not None:
+        probe(address)
+    return ray, address
+
+
 def probe(address):
     """Refuse at once an address where nothing answers: ray.init would wait for it for ever."""
     target = address
@@ -345,19 +422,20 @@ def probe(address):
             return
     m = re.fullmatch(r"(?:ray://)?\[?([^\[\]]+?)\]?:([0-9]{1,5})", target)
     if not m:
-        raise SettingsError(f"{address!r} is not a Ray address: write auto, HOST:PORT or ray://HOST:PORT.")
+        raise SettingsError(f"{address!r} is not a Ray address: write local, auto, HOST:PORT or ray://HOST:PORT.")
     try:
         socket.create_connection((m.group(1), int(m.group(2))), timeout=10).close()
     except OSError as e:
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}.") from None
 
 
-def connect(ray, address, cores):
+def connect(ray, address):
     """A local Ray of our own (address None) or an existing cluster, its workers' output not relayed."""
     if address is None:
         # address="local": a fresh instance even if another one runs here, sized to this machine;
         # no dashboard and a small object store, so that Ray takes little from the generators.
         # Errors only: its warnings are about clusters (authentication tokens) that this one is not.
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         ray.init(address="local", num_cpus=cores, include_dashboard=False, object_store_memory=OBJECT_STORE_BYTES,
                  logging_level=logging.ERROR, log_to_driver=False)
         return
@@ -367,10 +445,59 @@ def connect(ray, address, cores):
         raise SettingsError(f"cannot reach the Ray cluster at {address}: {str(e).splitlines()[0]}") from None
 
 
+def shut_down(ray, stream):
+    """Ray Data's stream of batches (if one was started), then Ray itself."""
+    if stream is not None:
+        # Stops Ray Data's executor now: left running past ray.shutdown(), its threads reach for a
+        # worker that is gone, and Ray then ends the process with status 1 (seen after a full disk).
+        stream.close()  # the generator of Ray Data's batches: closing it shuts its executor down
+    ray.shutdown()
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    count: int  # generator actors
+    threads: int  # torch threads of each (CPU workers share the cores)
+    resources: dict  # what Ray sets aside for each: num_cpus or num_gpus
+    device: str  # where each loads the model
+    gpu: bool
+
+
+def plan_workers(ray, workers, device):
+    """The generator actors on the connected Ray: one per GPU where it has GPUs (or device is "cuda"),
+    else one per core, unless workers says how many."""
+    resources = ray.cluster_resources()
+    cpus, gpus = resources.get("CPU", 1), int(resources.get("GPU", 0))
+    gpu = device == "cuda" or (device is None and gpus > 0)
+    if gpu and not gpus:
+        raise SettingsError("The Ray cluster has no GPUs: leave out --device, or use --device cpu.")
+    count = workers or (gpus if gpu else int(cpus))
+    threads = max(1, int(cpus) // count)
+    return WorkerPlan(count, threads, dict(num_gpus=1) if gpu else dict(num_cpus=min(threads, cpus / count)),
+                      "cuda" if gpu else (device or "cpu"), gpu)
+
+
 def gpu_batch(G):
     """A GPU computes any number of images at once: as many as the planner's memory budget holds."""
     from .planner import DEFAULT_BUDGET, bytes_per_finished_image, bytes_per_image_in_flight
     return int(max(1, min(MAX_IMAGES, DEFAULT_BUDGET // (bytes_per_finished_image(G) + bytes_per_image_in_flight(G)))))
+
+
+def pipeline(ray, blocks, batch, plan, worker_class, worker_args):
+    """Ray Data: blocks of work that the workers take in turn, in batches of batch rows -> the
+    generator actors (worker_class, made with worker_args) -> their outputs' batches, in order."""
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and deprecations
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # ours shows images/s
+    context.execution_options.preserve_order = True  # shards and videos fill in order; one held at a time
+    # A worker hands on what it made about every batch, not once per block of seeds: steady
+    # progress, and a killed run loses little.
+    context.target_max_block_size = BLOCK_BYTES
+    dataset = ray.data.from_numpy(blocks).map_batches(
+        worker_class, batch_size=batch, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=min(plan.count, len(blocks))),
+        fn_constructor_kwargs=dict(worker_args, threads=plan.threads, device=plan.device), **plan.resources)
+    return iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))  # a generator: closed when done
 
 
 # ----------------------------------------------------------------------------- the task
@@ -378,17 +505,15 @@ def gpu_batch(G):
 def render(settings, out, source=None, address=None, workers=None, device=None, progress=None):
     """Render settings.seeds into the folder out; see the module's docstring. Resumes a run killed
     before it finished; refuses a folder holding another run. progress(done, total) is called as
-    images are written. Returns {"rendered": n, "skipped": n, "seconds": s}.
+    images are written. Returns {"rendered": n, "skipped": n, "seconds": s, "batch_size": n,
+    "peak_growth": {worker process id: its peak resident bytes above what it held with the model
+    loaded, -1 where unknown}}.
 
     Pixels: each image equals what `stylegan generate` makes for its seed in a pass of exactly the
     same batch size (in render.json and each image's recipe), computed with one torch thread if the
     worker had one, with several if it had several (the two round a few values differently)."""
     from . import loading
-    if workers is not None and (not is_whole(workers) or workers < 1):
-        raise SettingsError(f"Workers {workers!r} must be a whole number of at least 1.")
-    ray = import_ray()
-    if address is not None:
-        probe(address)  # before anything is written
+    ray, address = ray_for(address, workers)  # before anything is written
     s = settings
     G = loading.load(source, device="cpu")  # for its sha256, the checks and the batch plan
     planned = s.resolve(G)
@@ -407,57 +532,40 @@ def render(settings, out, source=None, address=None, workers=None, device=None, 
     started = time.monotonic()
     if not todo.any():
         manifest.compact()
-        return {"rendered": 0, "skipped": skipped, "seconds": 0.0}
+        return {"rendered": 0, "skipped": skipped, "seconds": 0.0, "batch_size": stored_batch, "peak_growth": {}}
 
-    local_cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    connect(ray, address, local_cores)
-    stream = None
+    connect(ray, address)
+    stream, peak_growth = None, {}
     try:
-        resources = ray.cluster_resources()
-        cpus, gpus = resources.get("CPU", 1), int(resources.get("GPU", 0))
-        use_gpu = device == "cuda" or (device is None and gpus > 0)
-        if use_gpu and not gpus:
-            raise SettingsError("The Ray cluster has no GPUs: leave out --device, or use --device cpu.")
-        workers = workers or (gpus if use_gpu else int(cpus))
-        batch = stored_batch or s.batch_size or (gpu_batch(G) if use_gpu else planned.batch_size)
+        plan = plan_workers(ray, workers, device)
+        batch = stored_batch or s.batch_size or (gpu_batch(G) if plan.gpu else planned.batch_size)
         if stored_batch is None:
             write_bytes(out / SETTINGS_FILE, json.dumps({"settings": run, "batch_size": batch}, indent=1).encode())
         recipe = s.image_recipe(G, batch)
         if progress:
             progress(skipped, total)
-        threads = max(1, int(cpus) // workers)
-        resources = dict(num_gpus=1) if use_gpu else dict(num_cpus=min(threads, cpus / workers))
-        stream = iter(pipeline(ray, seeds[todo], batch, workers, resources, dict(
-            source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe, threads=threads,
-            device="cuda" if use_gpu else (device or "cpu"))))
-        rendered = write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, G.sha256,
-                             lambda n: progress and progress(skipped + n, total))
+        # The seeds still to do, in blocks of a batch (of more past MAX_BLOCKS).
+        blocks = np.array_split(seeds[todo], min(-(-int(todo.sum()) // batch), MAX_BLOCKS))
+        stream = pipeline(ray, blocks, batch, plan, Renderer, dict(
+            source=source, sha256=G.sha256, settings=run, batch_size=batch, recipe=recipe))
+        rendered = write_all(noting_memory(stream, peak_growth), out, s, seeds, todo, shard_of, manifest, recipe,
+                             G.sha256, lambda n: progress and progress(skipped + n, total))
     finally:
-        if stream is not None:
-            # Stops Ray Data's executor now: left running past ray.shutdown(), its threads reach for a
-            # worker that is gone, and Ray then ends the process with status 1 (seen after a full disk).
-            stream.close()  # the generator of Ray Data's batches: closing it shuts its executor down
-        ray.shutdown()
+        shut_down(ray, stream)
     manifest.compact()
-    return {"rendered": rendered, "skipped": skipped, "seconds": time.monotonic() - started}
+    return {"rendered": rendered, "skipped": skipped, "seconds": time.monotonic() - started, "batch_size": batch,
+            "peak_growth": peak_growth}
 
 
-def pipeline(ray, seeds, batch, workers, resources, renderer_args):
-    """Ray Data: the seeds, in blocks of a batch (of more past MAX_BLOCKS) that the workers take in
-    turn -> the generator actors -> (seed, PNG bytes) batches, in the seeds' order."""
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and deprecations
-    context = ray.data.DataContext.get_current()
-    context.enable_progress_bars = False  # ours shows images/s
-    context.execution_options.preserve_order = True  # shards fill in order; the driver holds one at a time
-    # A worker hands on what it made about every batch, not once per block of seeds: steady
-    # progress, and a killed run loses little.
-    context.target_max_block_size = BLOCK_BYTES
-    blocks = np.array_split(seeds, min(-(-len(seeds) // batch), MAX_BLOCKS))
-    dataset = ray.data.from_numpy(blocks).map_batches(
-        Renderer, batch_size=batch, batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=min(workers, len(blocks))), fn_constructor_kwargs=renderer_args,
-        **resources)
-    return dataset.iter_batches(batch_size=None, batch_format="numpy")
+def noting_memory(stream, peak_growth):
+    """The stream's batches, passed on; the largest peak growth each worker reported kept in
+    peak_growth, by its process id."""
+    for batch in stream:
+        if "worker" in batch:  # not in a batch that carries an error
+            for worker in np.unique(batch["worker"]).tolist():
+                growth = int(batch["peak_growth"][batch["worker"] == worker].max())
+                peak_growth[worker] = max(growth, peak_growth.get(worker, growth))
+        yield batch
 
 
 def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, progress):
@@ -506,3 +614,61 @@ def write_all(stream, out, s, seeds, todo, shard_of, manifest, recipe, sha256, p
         except SettingsError:
             pass
     return rendered
+
+
+# ----------------------------------------------------------------------------- a long video's frames
+
+def render_video(settings, out_path, source=None, address=None, workers=None, device=None, progress=None,
+                 max_frames=MAX_FRAMES):
+    """demos.interpolation_video with its frames rendered on Ray: settings (a VideoSettings) walked
+    here as there, the frames' ws sent to generator actors in whole passes, the frames taken back
+    in order by that video's one encoder, here. The file appears only when complete. progress(done,
+    total) is called as frames are encoded. Returns (path, recipe): the recipe of the video made in
+    one process, which this one is.
+
+    Pixels: on CPU workers, each frame equals that video's (the same batch size, in the recipe) made
+    on the CPU with as many torch threads as each worker had (cores // workers; one thread and
+    several round a few values differently, as in render)."""
+    import torch
+    from . import demos, loading
+    ray, address = ray_for(address, workers)  # before anything is written
+    G = loading.load(source, device="cpu")  # the path is walked here, on the CPU, as in one process
+    s, latents = demos.video_walk(G, settings, out_path, max_frames)
+    total, batch = s.frame_count(), s.batch_size
+    ws = torch.cat([w for _, w in latents]).numpy()
+    # Blocks of whole passes (the last one shorter), taken batch frames at a time: every batch a
+    # worker gets is one of the passes the video made in one process makes.
+    passes = -(-total // batch)
+    blocks = [ws[group[0] * batch:(group[-1] + 1) * batch]
+              for group in np.array_split(np.arange(passes), min(passes, MAX_BLOCKS))]
+    recipe = s.to_recipe(G, frames=total)
+    connect(ray, address)
+    stream = steps = None
+    try:
+        plan = plan_workers(ray, workers, device)
+        stream = pipeline(ray, blocks, batch, plan, FrameRenderer, dict(
+            source=source, sha256=G.sha256, batch_size=batch, noise_mode=s.noise_mode))
+        steps = demos.encode_video_steps(frame_batches(stream, total), total, out_path, s.fps, recipe)
+        while True:
+            try:
+                done, _ = next(steps)
+            except StopIteration as finished:
+                return finished.value
+            if progress is not None:
+                progress(done, total)
+    finally:
+        if steps is not None:
+            steps.close()  # an unfinished video (an interrupt in progress) removes its file now
+        shut_down(ray, stream)
+
+
+def frame_batches(stream, total):
+    """The workers' batches of frames as the encoder takes them: (frames done, frames); a worker's
+    error raised as its sentence."""
+    done = 0
+    for batch in stream:
+        if batch["error"][0]:
+            raise SettingsError(batch["error"][0])
+        done += len(batch["frames"])
+        yield done, list(batch["frames"])
+    assert done == total, f"Ray returned {done} frames of {total}"
