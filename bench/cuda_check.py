@@ -197,7 +197,7 @@ def speed(results, batches):
                 results.append(row)
                 print(f"{name:9s} {precision} batch {batch:3d}: {ms / batch:8.2f} ms/image, "
                       f"{1000 * batch / ms:8.1f} images/s, peak {peak:.2f} GiB", flush=True)
-            del G
+            G = None  # the next configuration's memory
             torch.cuda.empty_cache()
 
 

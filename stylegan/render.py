@@ -479,8 +479,9 @@ def plan_workers(ray, workers, device):
 
 def gpu_batch(G):
     """A GPU computes any number of images at once: as many as the planner's memory budget holds."""
-    from .planner import DEFAULT_BUDGET, bytes_per_finished_image, bytes_per_image_in_flight
-    return int(max(1, min(MAX_IMAGES, DEFAULT_BUDGET // (bytes_per_finished_image(G) + bytes_per_image_in_flight(G)))))
+    from .planner import DEFAULT_BUDGET, bytes_per_finished_image, bytes_per_image_in_flight, bytes_per_pass
+    per_image = bytes_per_finished_image(G) + bytes_per_image_in_flight(G)
+    return int(max(1, min(MAX_IMAGES, (DEFAULT_BUDGET - bytes_per_pass(G)) // per_image)))
 
 
 def pipeline(ray, blocks, batch, plan, worker_class, worker_args):
