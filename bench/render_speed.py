@@ -1,6 +1,9 @@
-"""Throughput of stylegan render with 1 and 2 workers on the bundled model, on a local Ray.
+"""Throughput of stylegan render with 1 and 2 workers, on a local Ray.
 
-    python bench/render_speed.py --seeds 1024 --rounds 3
+    python bench/render_speed.py --seeds 1024 --rounds 3 [--model sg2-256 | --model PATH]
+
+The model: the bundled one by default; a checkpoint; or one of bench/benchmark.py's configurations
+(NVIDIA's architectures) with random weights, saved to a temporary file for the workers to load.
 
 Each round renders the same seeds into a fresh folder with --workers 1, then with 2 (interleaved,
 so that a change in the machine's load hits both alike). Two numbers per run: the whole run's
@@ -8,7 +11,8 @@ wall time (Ray's start, the workers loading the model, the manifest) and the ste
 per second from the first image written to the last. Prints medians and the 2-to-1 ratio.
 
 Memory: each worker reports the peak of its resident memory while it rendered, above what it held
-once the model was loaded (Linux's VmHWM, reset after the load; render.GeneratorWorker), printed
+once the model was loaded (Linux's VmHWM, reset after the load, less the pages of Ray's shared
+object store it wrote its results into; render.GeneratorWorker), printed
 beside the planner's peak for one batch (planner.estimate_memory: a batch's finished images and the
 activations of its pass), which is what a worker holds at a time.
 """
@@ -22,7 +26,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import benchmark  # noqa: E402
+import torch  # noqa: E402
+
+import stylegan  # noqa: E402
 from stylegan import loading  # noqa: E402
 from stylegan.planner import estimate_memory  # noqa: E402
 from stylegan.render import RenderSettings, render  # noqa: E402
@@ -30,7 +39,7 @@ from stylegan.render import RenderSettings, render  # noqa: E402
 MB = 2 ** 20
 
 
-def one_run(seeds, workers, batch):
+def one_run(seeds, workers, batch, model):
     marks = []
 
     def progress(done, total):
@@ -38,7 +47,7 @@ def one_run(seeds, workers, batch):
     with tempfile.TemporaryDirectory() as folder:
         started = time.monotonic()
         result = render(RenderSettings(seeds=f"0-{seeds - 1}", batch_size=batch), Path(folder) / "faces",
-                        workers=workers, progress=progress)
+                        source=model, workers=workers, progress=progress)
         wall = time.monotonic() - started
     written = [(t, done) for t, done in marks if done > 0]
     (t0, n0), (t1, n1) = written[0], written[-1]
@@ -65,14 +74,27 @@ def main():
     parser.add_argument("--seeds", type=int, default=1024, help="faces per run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=None, help="default: planned, as stylegan render plans it")
+    parser.add_argument("--model", help="a checkpoint, or a configuration of bench/benchmark.py with random weights "
+                                        "(default: the bundled model)")
     args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        if args.model in benchmark.CONFIGS:
+            path = Path(folder) / f"{args.model}.safetensors"
+            torch.manual_seed(0)
+            stylegan.save_safetensors(benchmark.build(args.model), path)
+            args.model = str(path)
+        measure(args)
+
+
+def measure(args):
     cores = len(os.sched_getaffinity(0))
-    print(f"{args.seeds} faces per run, {cores} cores, load average before: {os.getloadavg()[0]:.1f}")
-    G = loading.load(None, device="cpu")  # the bundled model, as render loads it: for the planner
+    print(f"{args.seeds} faces per run of {args.model or 'the bundled model'}, {cores} cores, "
+          f"load average before: {os.getloadavg()[0]:.1f}")
+    G = loading.load(args.model, device="cpu")  # as render loads it: for the planner
     results, within = {1: [], 2: []}, []
     for r in range(args.rounds):
         for workers in (1, 2):
-            wall, rate, batch, peak_growth = one_run(args.seeds, workers, args.batch)
+            wall, rate, batch, peak_growth = one_run(args.seeds, workers, args.batch, args.model)
             results[workers].append((wall, rate))
             print(f"round {r + 1}, {workers} worker(s): {wall:.1f} s in all, {rate:.1f} images/s steady "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)

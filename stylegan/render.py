@@ -157,25 +157,30 @@ class GeneratorWorker:
         if self.G.sha256 != sha256:
             self.error = (f"The model {self.G.source} on a Ray node differs from this machine's (sha256 "
                           f"{self.G.sha256[:12]}... against {sha256[:12]}...): give every node the same file.")
-        self.loaded_rss = resident_bytes()[0]
+        self.loaded_rss, _, self.loaded_shared = resident_bytes()
         self.peak_was_reset = reset_peak_rss()  # from here on, the peak is what rendering adds to the model
 
     def memory_columns(self, n):
         """This worker's process id and its peak resident memory above what it held once the model
-        was loaded (bytes; -1 where the system cannot say), for each of n rows."""
-        peak = resident_bytes()[1]
-        growth = peak - self.loaded_rss if peak is not None and self.peak_was_reset else -1
+        was loaded (bytes; -1 where the system cannot say), for each of n rows. Not counted: the
+        pages of Ray's object store that this worker wrote its results into. The store is shared
+        memory, mapped into every worker, so those pages show in each one's resident size; they are
+        the store's, bounded by its own size (OBJECT_STORE_BYTES for a local Ray)."""
+        _, peak, shared = resident_bytes()
+        known = peak is not None and self.peak_was_reset
+        growth = peak - self.loaded_rss - (shared - self.loaded_shared) if known else -1
         return {"worker": np.full(n, os.getpid(), dtype=np.int64), "peak_growth": np.full(n, growth, dtype=np.int64)}
 
 
 def resident_bytes():
-    """(resident bytes now, peak resident bytes) of this process, from Linux's /proc; None elsewhere."""
+    """(resident bytes now, peak resident bytes, shared-memory bytes resident now) of this process,
+    from Linux's /proc; Nones elsewhere."""
     try:
         with open("/proc/self/status") as f:
-            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM")))
-        return int(fields["VmRSS"].split()[0]) * 1024, int(fields["VmHWM"].split()[0]) * 1024
+            fields = dict(line.split(":", 1) for line in f if line.startswith(("VmRSS", "VmHWM", "RssShmem")))
+        return tuple(int(fields[name].split()[0]) * 1024 for name in ("VmRSS", "VmHWM", "RssShmem"))
     except (OSError, KeyError, ValueError):
-        return None, None
+        return None, None, None
 
 
 def reset_peak_rss():
