@@ -5,8 +5,10 @@
 The model: the bundled one by default; a checkpoint; or one of bench/benchmark.py's configurations
 (NVIDIA's architectures) with random weights, saved to a temporary file for the workers to load.
 
-Each round renders the same seeds into a fresh folder with --workers 1, then with 2 (interleaved,
-so that a change in the machine's load hits both alike). Two numbers per run: the whole run's
+Each round renders the same seeds into a fresh folder with 1 worker on 1 core, then with 2 workers
+on 2 cores (interleaved, so that a change in the machine's load hits both alike): the whole run,
+Ray and this process included, is kept to those cores (its CPU affinity, which the local Ray
+inherits and sizes itself by), so that each worker has one core and one torch thread in both. Two numbers per run: the whole run's
 wall time (Ray's start, the workers loading the model, the manifest) and the steady rate, images
 per second from the first image written to the last. Prints medians and the 2-to-1 ratio.
 
@@ -87,24 +89,31 @@ def main():
 
 
 def measure(args):
-    cores = len(os.sched_getaffinity(0))
+    all_cores = sorted(os.sched_getaffinity(0))
+    cores = len(all_cores)
+    if cores < 2:
+        sys.exit("This bench compares 1 and 2 workers on a core each: it needs at least 2 cores.")
     print(f"{args.seeds} faces per run of {args.model or 'the bundled model'}, {cores} cores, "
           f"load average before: {os.getloadavg()[0]:.1f}")
     G = loading.load(args.model, device="cpu")  # as render loads it: for the planner
     results, within = {1: [], 2: []}, []
     for r in range(args.rounds):
         for workers in (1, 2):
-            wall, rate, batch, peak_growth = one_run(args.seeds, workers, args.batch, args.model)
+            os.sched_setaffinity(0, all_cores[:workers])
+            try:
+                wall, rate, batch, peak_growth = one_run(args.seeds, workers, args.batch, args.model)
+            finally:
+                os.sched_setaffinity(0, all_cores)
             results[workers].append((wall, rate))
-            print(f"round {r + 1}, {workers} worker(s): {wall:.1f} s in all, {rate:.1f} images/s steady "
+            print(f"round {r + 1}, {workers} worker(s) on {workers} core(s): {wall:.1f} s in all, {rate:.1f} images/s steady "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
             print("\n".join(memory_lines(G, batch, peak_growth)), flush=True)
             within += [0 <= growth <= estimate_memory(G, batch, batch) for growth in peak_growth.values()]
     medians = {w: (statistics.median(x[0] for x in runs), statistics.median(x[1] for x in runs))
                for w, runs in results.items()}
     for workers, (wall, rate) in medians.items():
-        print(f"median, {workers} worker(s): {wall:.1f} s in all, {rate:.1f} images/s steady")
-    print(f"2 workers / 1 worker, steady rate: {medians[2][1] / medians[1][1]:.2f}x")
+        print(f"median, {workers} worker(s) on {workers} core(s): {wall:.1f} s in all, {rate:.1f} images/s steady")
+    print(f"2 workers / 1 worker, steady rate: {medians[2][1] / medians[1][1]:.2f}x (the target: at least 1.6x)")
     print(f"workers within their batch's planned peak: {sum(within)} of {len(within)}")
 
 
