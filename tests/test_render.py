@@ -84,13 +84,15 @@ def read_manifest(out):
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
     """48 faces: a run SIGKILLed (with its Ray) once its first files exist, then a full-disk run
-    that stops after a few more, then a run to the end."""
+    that stops after a few more, then a run to the end. The killed run writes to a slow disk: on
+    an idle machine the 48 faces are otherwise all written within the moment it takes to notice
+    the first."""
     require_ray()
     out = tmp_path_factory.mktemp("render") / "faces"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(out.parent / "killed.log", "w") as log:
-        driver = subprocess.Popen([sys.executable, *render_cli(out)], cwd=ROOT, env=env, stdout=log, stderr=log,
-                                  start_new_session=True)
+        driver = subprocess.Popen([sys.executable, "-c", SLOW_DISK + f"sys.exit(main({render_cli(out)[2:]!r}))"],
+                                  cwd=ROOT, env=env, stdout=log, stderr=log, start_new_session=True)
     deadline = time.monotonic() + 240
     while not list(out.glob("seed*.png")) and driver.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -104,6 +106,19 @@ def resumed(tmp_path_factory):
     return dict(out=out, killed_files=killed_files, lingering=lingering, full_disk=full_disk, recorded=recorded,
                 recorded_after_full_disk=recorded_after_full_disk, final=final,
                 killed_log=(out.parent / "killed.log").read_text())
+
+
+# Each image takes a fifth of a second to write, as on a slow disk (the same seam as FULL_DISK's).
+SLOW_DISK = """
+import builtins, sys, time
+from stylegan import render
+from stylegan.__main__ import main
+def open_slowly(path, mode="r", *args, **kwargs):
+    if str(path).endswith(".png") and "w" in mode:
+        time.sleep(0.2)
+    return builtins.open(path, mode, *args, **kwargs)
+render.open = open_slowly
+"""
 
 
 # Writing fails as on a full disk from the fifth image on: render.py's open() is replaced by one
