@@ -92,7 +92,8 @@ def count_macs(G):
     return macs
 
 
-def timed(fn, repeats, warmup=1):
+def call_seconds(fn, repeats, warmup=1):
+    """Seconds of each of repeats calls of fn, after warmup untimed calls."""
     for _ in range(warmup):
         fn()
     times = []
@@ -100,7 +101,11 @@ def timed(fn, repeats, warmup=1):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return times
+
+
+def timed(fn, repeats, warmup=1):
+    return statistics.median(call_seconds(fn, repeats, warmup))
 
 
 def conv_gflops(batch, channels, size, repeats):

@@ -188,18 +188,6 @@ def check(args):
             "tolerance": RELATIVE_TOLERANCE * scale, "gflop_per_image": 2 * benchmark.count_macs(G) / 1e9}
 
 
-def time_calls(generate, warmup, calls):
-    """Milliseconds of each timed call after the warm-up calls."""
-    for _ in range(warmup):
-        generate()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        generate()
-        times.append(1000 * (time.perf_counter() - start))
-    return times
-
-
 def measure(args):
     """One side: load the network, warm up, time --calls calls of z -> image."""
     import torch
@@ -226,7 +214,8 @@ def measure(args):
     def generate():
         with torch.no_grad():
             G(z, c, truncation_psi=args.psi, noise_mode="const")
-    times = time_calls(generate, args.warmup, args.calls)
+    import benchmark
+    times = [1000 * seconds for seconds in benchmark.call_seconds(generate, args.calls, args.warmup)]
     return {"times_ms": times, "load_s": load_seconds, "threads": torch.get_num_threads()}
 
 

@@ -321,14 +321,24 @@ def interpolation_video(G, settings=None, out_path=None, *, progress=None, max_f
     merges identical consecutive frames into one longer frame (the timing is kept).
     Returns (path, recipe).
     """
-    steps = interpolation_video_steps(G, settings, out_path, max_frames=max_frames, max_memory=max_memory, **fields)
-    while True:
-        try:
-            done, total = next(steps)
-        except StopIteration as finished:
-            return finished.value
-        if progress is not None:
-            progress(done, total)
+    return run_steps(interpolation_video_steps(G, settings, out_path, max_frames=max_frames, max_memory=max_memory,
+                                               **fields), progress)
+
+
+def run_steps(steps, progress=None):
+    """Run a generator of (done, total) steps to its end, calling progress(done, total) after each;
+    returns what it returns. Stopped by an error, it is closed at once (a video's removes its
+    unfinished file)."""
+    try:
+        while True:
+            try:
+                done, total = next(steps)
+            except StopIteration as finished:
+                return finished.value
+            if progress is not None:
+                progress(done, total)
+    finally:
+        steps.close()
 
 
 def interpolation_video_steps(G, settings=None, out_path=None, *, max_frames=MAX_FRAMES, max_memory=None, **fields):

@@ -649,22 +649,14 @@ def render_video(settings, out_path, source=None, address=None, workers=None, de
               for group in np.array_split(np.arange(passes), min(passes, MAX_BLOCKS))]
     recipe = s.to_recipe(G, frames=total)
     connect(ray, address)
-    stream = steps = None
+    stream = None
     try:
         plan = plan_workers(ray, workers, device)
         stream = pipeline(ray, blocks, batch, plan, FrameRenderer, dict(
             source=source, sha256=G.sha256, batch_size=batch, noise_mode=s.noise_mode))
-        steps = demos.encode_video_steps(frame_batches(stream, total), total, out_path, s.fps, recipe)
-        while True:
-            try:
-                done, _ = next(steps)
-            except StopIteration as finished:
-                return finished.value
-            if progress is not None:
-                progress(done, total)
+        return demos.run_steps(demos.encode_video_steps(frame_batches(stream, total), total, out_path, s.fps, recipe),
+                               progress)
     finally:
-        if steps is not None:
-            steps.close()  # an unfinished video (an interrupt in progress) removes its file now
         shut_down(ray, stream)
 
 
